@@ -1,0 +1,47 @@
+//! `medu1`: one binary that prepares Med-U1 data, scores responses, trains, evaluates and serves
+//! rewards. This crate is the only one that prints, reads the environment or uses `anyhow`; every
+//! subcommand lives in its own module under `cmd/`.
+#![allow(clippy::print_stdout)]
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medu1",
+    version,
+    about = "Train and evaluate medical reasoning LLMs with RL on verifiable rewards (Med-U1)."
+)]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `medu1_rl=debug`.
+    #[arg(long, global = true, env = "MEDU1_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read benchmarks, build Med-U1 prompts, write verl-compatible files.
+    #[command(subcommand)]
+    Data(cmd::data::DataCommand),
+    /// Score responses with the Med-U1 reward (JSONL in, JSONL out).
+    Score(cmd::score::ScoreArgs),
+    /// Benchmarks of medu1's own components.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Data(c) => cmd::data::run(c),
+        Command::Score(a) => cmd::score::run(a),
+        Command::Bench(c) => cmd::bench::run(c),
+    }
+}

@@ -1,0 +1,1 @@
+//! Benchmark loaders and the Med-U1 prompt builder (in progress).

@@ -1,0 +1,1 @@
+//! Med-U1 reward functions (in progress).
