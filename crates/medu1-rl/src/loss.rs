@@ -1,0 +1,324 @@
+//! The GRPO actor loss (spec §4.3–4.4): clipped policy gradient, KL to the reference, entropy.
+//!
+//! Everything here is built from differentiable candle ops on `(batch, response_len)` tensors with
+//! a float mask of valid response tokens, so one `backward()` reaches every policy weight.
+
+use candle_core::{D, DType, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The KL estimator between policy and reference log-probs per token (verl's `kl_penalty`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KlEstimator {
+    /// k1: `logp - ref`.
+    K1,
+    /// `|logp - ref|`.
+    Abs,
+    /// k2: `0.5 (logp - ref)^2` (verl's "mse").
+    K2,
+    /// k3 (Schulman's low-variance estimator): `exp(ref - logp) - (ref - logp) - 1`, clamped to
+    /// [-10, 10] as the reference does (verl's "low_var_kl").
+    #[default]
+    K3,
+}
+
+/// How per-token losses become one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossAgg {
+    /// Σ(x·m)/Σm over all tokens of the micro-batch (the reference; longer responses weigh more).
+    #[default]
+    TokenMean,
+    /// Mean over sequences of each sequence's token mean.
+    SeqMeanTokenMean,
+    /// Mean over sequences of each sequence's token sum divided by a fixed length (Dr.GRPO), so
+    /// neither length nor batch composition rescales the gradient.
+    SeqMeanTokenSumNorm,
+}
+
+pub fn kl_penalty(logp: &Tensor, ref_logp: &Tensor, kind: KlEstimator) -> Result<Tensor> {
+    let diff = (logp - ref_logp)?;
+    match kind {
+        KlEstimator::K1 => Ok(diff),
+        KlEstimator::Abs => diff.abs(),
+        KlEstimator::K2 => diff.sqr()? * 0.5,
+        KlEstimator::K3 => {
+            let k = diff.neg()?;
+            let kld = ((k.exp()? - &k)? - 1.0)?;
+            kld.clamp(-10f32, 10f32)
+        }
+    }
+}
+
+/// Aggregates `(B, T)` per-token values under `mask` (1 for valid response tokens).
+/// `norm_len` is the fixed divisor of [`LossAgg::SeqMeanTokenSumNorm`] (the maximum response length).
+pub fn aggregate(x: &Tensor, mask: &Tensor, agg: LossAgg, norm_len: usize) -> Result<Tensor> {
+    let xm = (x * mask)?;
+    match agg {
+        LossAgg::TokenMean => {
+            // Clamp the denominator so an all-padding micro-batch gives 0, not NaN.
+            let denom = mask.sum_all()?.maximum(1e-8f32)?;
+            xm.sum_all()?.div(&denom)
+        }
+        LossAgg::SeqMeanTokenMean => {
+            let per_seq = xm
+                .sum(D::Minus1)?
+                .div(&mask.sum(D::Minus1)?.maximum(1e-8f32)?)?;
+            per_seq.mean_all()
+        }
+        LossAgg::SeqMeanTokenSumNorm => {
+            let per_seq = (xm.sum(D::Minus1)? / norm_len.max(1) as f64)?;
+            per_seq.mean_all()
+        }
+    }
+}
+
+/// Per-token entropy of `softmax(logits)` over the last dimension: `logsumexp(z) - Σ p·z`.
+/// Composite ops only, so it stays differentiable.
+pub fn entropy_from_logits(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let exp = shifted.exp()?;
+    let sum = exp.sum_keepdim(D::Minus1)?;
+    let p = exp.broadcast_div(&sum)?;
+    let lse = (sum.log()? + &max)?.squeeze(D::Minus1)?;
+    let pz = (p * logits)?.sum(D::Minus1)?;
+    lse - pz
+}
+
+/// Clipping bounds of the PPO ratio: `[1 - low, 1 + high]` (DAPO's "clip-higher" when high > low).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClipRange {
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Default for ClipRange {
+    fn default() -> Self {
+        ClipRange {
+            low: 0.2,
+            high: 0.2,
+        }
+    }
+}
+
+/// The policy-gradient part of the loss and its diagnostics.
+#[derive(Debug)]
+pub struct PolicyLoss {
+    pub loss: Tensor,
+    /// Share of valid tokens where the clipped branch was taken.
+    pub clip_frac: f32,
+    /// `masked_mean(old_logp - logp)`.
+    pub approx_kl: f32,
+}
+
+/// `max(-A·r, -A·clip(r, 1-low, 1+high))` per token with `r = exp(logp - old_logp)`, aggregated.
+pub fn policy_loss(
+    old_logp: &Tensor,
+    logp: &Tensor,
+    advantages: &Tensor,
+    mask: &Tensor,
+    clip: ClipRange,
+    agg: LossAgg,
+    norm_len: usize,
+) -> Result<PolicyLoss> {
+    let ratio = (logp - old_logp)?.exp()?;
+    let neg_adv = advantages.neg()?;
+    let unclipped = (&neg_adv * &ratio)?;
+    let clipped_ratio = ratio.clamp(1.0 - clip.low, 1.0 + clip.high)?;
+    let clipped = (&neg_adv * &clipped_ratio)?;
+    let per_token = unclipped.maximum(&clipped)?;
+    let loss = aggregate(&per_token, mask, agg, norm_len)?;
+
+    let took_clip = clipped.gt(&unclipped)?.to_dtype(DType::F32)?;
+    let n = mask.sum_all()?.to_scalar::<f32>()?.max(1e-8);
+    let clip_frac = (took_clip * mask)?.sum_all()?.to_scalar::<f32>()? / n;
+    let approx_kl = ((old_logp - logp)? * mask)?.sum_all()?.to_scalar::<f32>()? / n;
+    Ok(PolicyLoss {
+        loss,
+        clip_frac,
+        approx_kl,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(v: &[f32], shape: (usize, usize)) -> Tensor {
+        Tensor::from_slice(v, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn k3_matches_formula_and_clamps() {
+        let logp = t(&[-1.0, -2.0, -30.0], (1, 3));
+        let refp = t(&[-1.5, -2.0, -1.0], (1, 3));
+        let k = kl_penalty(&logp, &refp, KlEstimator::K3)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let x: f32 = -0.5; // ref - logp
+        assert!((k[0][0] - (x.exp() - x - 1.0)).abs() < 1e-6);
+        assert_eq!(k[0][1], 0.0);
+        assert_eq!(k[0][2], 10.0, "exp(29) - 30 is clamped to 10");
+        let k1 = kl_penalty(&logp, &refp, KlEstimator::K1)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(k1[0][0], 0.5);
+        let k2 = kl_penalty(&logp, &refp, KlEstimator::K2)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(k2[0][0], 0.125);
+    }
+
+    #[test]
+    fn clipping_by_hand() {
+        // A = +1: ratio 1.5 is clipped at 1.2 → loss term -1.2 (clipped taken: -1.2 > -1.5).
+        // A = -1: ratio 0.5 → unclipped 0.5, clipped 0.8 → max = 0.8, clipped taken.
+        // A = +1, ratio 1.0 → -1, not clipped.
+        let old = t(&[0.0, 0.0, 0.0], (1, 3));
+        let new = t(&[1.5f32.ln(), 0.5f32.ln(), 0.0], (1, 3));
+        let adv = t(&[1.0, -1.0, 1.0], (1, 3));
+        let mask = t(&[1.0, 1.0, 1.0], (1, 3));
+        let pl = policy_loss(
+            &old,
+            &new,
+            &adv,
+            &mask,
+            ClipRange::default(),
+            LossAgg::TokenMean,
+            3,
+        )
+        .unwrap();
+        let loss = pl.loss.to_scalar::<f32>().unwrap();
+        assert!((loss - (-1.2 + 0.8 - 1.0) / 3.0).abs() < 1e-6, "{loss}");
+        assert!((pl.clip_frac - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn asymmetric_clip_higher() {
+        let old = t(&[0.0], (1, 1));
+        let new = t(&[1.5f32.ln()], (1, 1));
+        let adv = t(&[1.0], (1, 1));
+        let mask = t(&[1.0], (1, 1));
+        let clip = ClipRange {
+            low: 0.2,
+            high: 0.28,
+        };
+        let pl = policy_loss(&old, &new, &adv, &mask, clip, LossAgg::TokenMean, 1).unwrap();
+        assert!((pl.loss.to_scalar::<f32>().unwrap() + 1.28).abs() < 1e-6);
+    }
+
+    #[test]
+    fn aggregation_modes() {
+        let x = t(&[1.0, 2.0, 3.0, 4.0, 0.0, 0.0], (2, 3));
+        let m = t(&[1.0, 1.0, 1.0, 1.0, 0.0, 0.0], (2, 3));
+        let tm = aggregate(&x, &m, LossAgg::TokenMean, 3)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((tm - 10.0 / 4.0).abs() < 1e-6);
+        let smtm = aggregate(&x, &m, LossAgg::SeqMeanTokenMean, 3)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((smtm - (2.0 + 4.0) / 2.0).abs() < 1e-6);
+        let sn = aggregate(&x, &m, LossAgg::SeqMeanTokenSumNorm, 4)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!((sn - (6.0 / 4.0 + 4.0 / 4.0) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn entropy_of_uniform_and_gradient_flows() {
+        let z = Var::from_tensor(&t(&[0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0], (2, 4))).unwrap();
+        let h = entropy_from_logits(z.as_tensor()).unwrap();
+        let hv = h.to_vec1::<f32>().unwrap();
+        assert!((hv[0] - 4f32.ln()).abs() < 1e-6);
+        assert!(hv[1] < hv[0]);
+        let grads = h.sum_all().unwrap().backward().unwrap();
+        let g = grads
+            .get(&z)
+            .expect("entropy is differentiable")
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(g[1][0] < 0.0, "raising the dominant logit lowers entropy");
+    }
+
+    #[test]
+    fn policy_loss_gradient_matches_finite_differences() {
+        let old = t(&[-1.0, -2.0, -0.5, -1.2], (2, 2));
+        let adv = t(&[0.7, 0.7, -1.3, -1.3], (2, 2));
+        let mask = t(&[1.0, 1.0, 1.0, 0.0], (2, 2));
+        let base = [-0.9f32, -2.1, -0.45, -1.0];
+        let lp = Var::from_tensor(&t(&base, (2, 2))).unwrap();
+        let f = |v: &Tensor| -> f32 {
+            let pl = policy_loss(
+                &old,
+                v,
+                &adv,
+                &mask,
+                ClipRange::default(),
+                LossAgg::TokenMean,
+                2,
+            )
+            .unwrap();
+            let kl = aggregate(
+                &kl_penalty(v, &old, KlEstimator::K3).unwrap(),
+                &mask,
+                LossAgg::TokenMean,
+                2,
+            )
+            .unwrap();
+            (pl.loss + (kl * 0.1).unwrap())
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        let pl = policy_loss(
+            &old,
+            lp.as_tensor(),
+            &adv,
+            &mask,
+            ClipRange::default(),
+            LossAgg::TokenMean,
+            2,
+        )
+        .unwrap();
+        let kl = aggregate(
+            &kl_penalty(lp.as_tensor(), &old, KlEstimator::K3).unwrap(),
+            &mask,
+            LossAgg::TokenMean,
+            2,
+        )
+        .unwrap();
+        let total = (pl.loss + (kl * 0.1).unwrap()).unwrap();
+        let g = total
+            .backward()
+            .unwrap()
+            .get(&lp)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let h = 1e-3f32;
+        for i in 0..4 {
+            let mut p = base;
+            let mut m = base;
+            p[i] += h;
+            m[i] -= h;
+            let fd = (f(&t(&p, (2, 2))) - f(&t(&m, (2, 2)))) / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 2e-3,
+                "token {i}: fd {fd} vs grad {}",
+                g[i]
+            );
+        }
+        assert_eq!(g[3], 0.0, "masked token gets no gradient");
+    }
+}
