@@ -33,6 +33,9 @@ enum Command {
     /// Benchmarks of medu1's own components.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// MedCalc-Bench calculators: verify them against the benchmark, generate training rows.
+    #[command(subcommand)]
+    Calc(cmd::calc::CalcCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Data(c) => cmd::data::run(c),
         Command::Score(a) => cmd::score::run(a),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Calc(c) => cmd::calc::run(c),
     }
 }

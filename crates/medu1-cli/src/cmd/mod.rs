@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod calc;
 pub mod data;
 pub mod score;
 pub mod setup;
