@@ -3,12 +3,17 @@
 //! Each calculator counted as implemented must agree with at least 95 % of its rows. Calculators
 //! whose labels are systematically wrong in v1.0 (traced in `calc::verify`) are listed in
 //! `LABEL_ERRORS`: for those, every disagreement must carry a traced label-error reason instead.
+// The test prints its table and its skip message: that is its report.
+#![allow(clippy::print_stdout)]
 
 use medu1_data::calc::{self, verify_csv};
 use std::path::PathBuf;
 
 /// Calculators below 95 % only because of benchmark label errors (see the report's reasons).
 const LABEL_ERRORS: &[u32] = &[
+    3,  // CKD-EPI: 2/20 labels use the female kappa 0.7 for men (90 %)
+    7,  // calcium correction: 2/19 labels round the mole amount to 3 decimals (89.5 %)
+    44, // LDL: 2/20 labels round the cholesterol mole amount to 3 decimals (90 %)
     13, // due date: cycle adjustment applied with the reversed sign
     15, // Child-Pugh: ascites never scored
     21, // GCS: verbal response added twice
