@@ -30,6 +30,8 @@ enum Command {
     Data(cmd::data::DataCommand),
     /// Score responses with the Med-U1 reward (JSONL in, JSONL out).
     Score(cmd::score::ScoreArgs),
+    /// Serve Med-U1 rewards over HTTP for OpenRLHF and verl.
+    Serve(cmd::serve::ServeArgs),
     /// Benchmarks of medu1's own components.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -49,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Data(c) => cmd::data::run(c),
         Command::Score(a) => cmd::score::run(a),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Calc(c) => cmd::calc::run(c),
     }
 }

@@ -3,3 +3,5 @@ pub mod calc;
 pub mod data;
 pub mod score;
 pub mod setup;
+pub mod profile;
+pub mod serve;

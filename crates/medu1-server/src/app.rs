@@ -1,0 +1,506 @@
+//! The HTTP application: routes, limits and the blocking scoring work.
+//!
+//! Scoring is CPU-bound, so it runs on tokio's blocking pool (and on rayon for large batches)
+//! under a per-request timeout; the async side only parses, dispatches and answers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use medu1_reward::{
+    Input, Profile, RowError, ScoreOptions, ScoreOutput, ScoreRequest, score_request, val_score,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::metrics::{ErrorLabel, Metrics, RouteLabel};
+use crate::protocol::{Label, RewardBody, RewardResponse, ScoreBody, ScoreResponse};
+
+/// Counts response tokens for the length term when the client does not send the length.
+pub trait TokenCounter: Send + Sync + std::fmt::Debug {
+    fn count(&self, text: &str) -> usize;
+}
+
+/// Server settings (`medu1 serve` flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub profile: Profile,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most samples in one request.
+    pub max_batch: usize,
+    /// Scoring time limit per request.
+    pub request_timeout: Duration,
+    /// Data source for `/reward` labels that carry none.
+    pub default_source: Option<String>,
+    /// Reward given to a `/reward` sample the reference would raise on; `None` rejects the request.
+    pub error_reward: Option<f64>,
+    /// Tokens added to a counted response length for the end-of-sequence token, which the
+    /// reference counts but decoded text (verl, `skip_special_tokens=True`) no longer shows.
+    pub eos_tokens: usize,
+    /// Batches at least this large are scored on all cores.
+    pub parallel_threshold: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            profile: Profile::med_u1(),
+            max_body_bytes: 64 << 20,
+            max_batch: 8192,
+            request_timeout: Duration::from_secs(30),
+            default_source: None,
+            error_reward: None,
+            eos_tokens: 1,
+            parallel_threshold: 64,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    pub config: ServerConfig,
+    pub counter: Option<Arc<dyn TokenCounter>>,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/reward", post(reward))
+        .route("/score", post(score))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn health(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "profile": s.config.profile.name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "tokenizer": s.counter.is_some(),
+    }))
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| {
+        let status = r.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "invalid_body"
+        };
+        ApiError::new(status, kind, r.body_text())
+    })?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::from_json(&e))?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("trailing data: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// Wraps a handler's work with request/latency/error accounting.
+async fn measured<F>(s: &AppState, route: &'static str, work: F) -> Response
+where
+    F: Future<Output = Result<(Response, usize), ApiError>>,
+{
+    let start = Instant::now();
+    s.metrics
+        .requests
+        .get_or_create(&RouteLabel { route })
+        .inc();
+    let resp = match work.await {
+        Ok((resp, n)) => {
+            s.metrics
+                .samples
+                .get_or_create(&RouteLabel { route })
+                .inc_by(n as u64);
+            resp
+        }
+        Err(e) => {
+            s.metrics
+                .errors
+                .get_or_create(&ErrorLabel {
+                    route,
+                    kind: e.error,
+                })
+                .inc();
+            e.into_response()
+        }
+    };
+    s.metrics
+        .latency
+        .get_or_create(&RouteLabel { route })
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Runs `f` on the blocking pool under the configured timeout.
+async fn blocking<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let handle = tokio::task::spawn_blocking(f);
+    match tokio::time::timeout(s.config.request_timeout, handle).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "scoring_failed",
+            format!("scoring task failed: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("scoring took longer than {:?}", s.config.request_timeout),
+        )),
+    }
+}
+
+fn check_batch(s: &AppState, n: usize, field: &str) -> Result<(), ApiError> {
+    if n > s.config.max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "batch of {n} samples exceeds the server's limit of {}",
+                s.config.max_batch
+            ),
+        )
+        .field(field));
+    }
+    Ok(())
+}
+
+/// Scores requests in order, on all cores (rayon) when the batch is large enough to pay for it.
+fn score_all<T: Send>(n: usize, threshold: usize, f: impl Fn(usize) -> T + Send + Sync) -> Vec<T> {
+    use rayon::prelude::*;
+    if n >= threshold {
+        (0..n).into_par_iter().map(f).collect()
+    } else {
+        (0..n).map(f).collect()
+    }
+}
+
+fn parse_label(s: &AppState, row: usize, v: Option<&serde_json::Value>) -> Result<Label, ApiError> {
+    let bad = |msg: String| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_label", msg)
+            .field("labels")
+            .row(row)
+    };
+    let default_source = || s.config.default_source.clone();
+    match v {
+        None => Err(bad(format!(
+            "labels[{row}] is missing: the Med-U1 reward needs the ground truth"
+        ))),
+        Some(serde_json::Value::Object(_)) => {
+            serde_json::from_value(v.cloned().unwrap_or_default())
+                .map_err(|e| bad(format!("labels[{row}]: {e}")))
+        }
+        Some(serde_json::Value::String(text)) => {
+            if text.trim_start().starts_with('{') {
+                serde_json::from_str(text).map_err(|e| bad(format!("labels[{row}]: {e}")))
+            } else {
+                Ok(Label {
+                    ground_truth: text.clone(),
+                    data_source: default_source(),
+                    num_tokens: -1,
+                    lower_limit: Default::default(),
+                    upper_limit: Default::default(),
+                    response_length: None,
+                    settings: None,
+                    split: None,
+                    index: None,
+                })
+            }
+        }
+        Some(other) => Err(bad(format!(
+            "labels[{row}] must be a JSON string or object, got {other}"
+        ))),
+    }
+}
+
+/// Builds the scorer's request from an OpenRLHF sample.
+fn to_request(
+    s: &AppState,
+    row: usize,
+    query: String,
+    prompt: Option<&str>,
+    label: Label,
+) -> Result<ScoreRequest, ApiError> {
+    let data_source = label
+        .data_source
+        .or_else(|| s.config.default_source.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_label",
+                format!("labels[{row}] has no data_source and the server has no --default-source"),
+            )
+            .field("labels.data_source")
+            .row(row)
+        })?;
+    // OpenRLHF's query is prompt + response; the response is what follows the prompt.
+    let (prompt, response) = match prompt {
+        Some(p) if query.starts_with(p) => {
+            let response = query[p.len()..].to_string();
+            (Some(p.to_string()), response)
+        }
+        _ => (None, query),
+    };
+    let length = match label.response_length {
+        Some(l) => Some(l),
+        None if label.num_tokens != -1 => s
+            .counter
+            .as_ref()
+            .map(|c| (c.count(&response) + s.config.eos_tokens) as f64),
+        None => None,
+    };
+    let (solution_str, prompt, response) = match prompt {
+        Some(p) => (None, Some(p), Some(response)),
+        None => (Some(response), None, None),
+    };
+    Ok(ScoreRequest {
+        data_source,
+        solution_str,
+        prompt,
+        response,
+        ground_truth: label.ground_truth,
+        lower_limit: label.lower_limit,
+        upper_limit: label.upper_limit,
+        num_tokens: label.num_tokens,
+        valid_response_length: length,
+        settings: label.settings,
+    })
+}
+
+async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let st = s.clone();
+    measured(&s, "reward", async move {
+        let body: RewardBody = parse_body(body)?;
+        let n = body.query.len();
+        check_batch(&st, n, "query")?;
+        if let Some(p) = &body.prompts {
+            if p.len() != n {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("prompts has {} entries, query has {n}", p.len()),
+                )
+                .field("prompts"));
+            }
+        }
+        let labels = body.labels.unwrap_or_default();
+        if labels.len() != n {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("labels has {} entries, query has {n}", labels.len()),
+            )
+            .field("labels"));
+        }
+        let mut reqs = Vec::with_capacity(n);
+        for (i, (q, l)) in body.query.into_iter().zip(&labels).enumerate() {
+            let label = parse_label(&st, i, Some(l))?;
+            let prompt = body.prompts.as_ref().map(|p| p[i].as_str());
+            reqs.push(to_request(&st, i, q, prompt, label)?);
+        }
+        let st2 = st.clone();
+        let results = blocking(&st, move || {
+            let profile = &st2.config.profile;
+            score_all(reqs.len(), st2.config.parallel_threshold, |i| {
+                let r = &reqs[i];
+                score_request(profile, r, ScoreOptions::default())
+                    .map(|o| (o.clone(), correctness(profile, r, &o)))
+            })
+        })
+        .await?;
+        let mut out = RewardResponse {
+            rewards: Vec::with_capacity(n),
+            scores: Vec::with_capacity(n),
+            extra_logs: Default::default(),
+        };
+        let mut logs: [Vec<f64>; 4] = Default::default();
+        let mut errors = 0usize;
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok((o, acc)) => {
+                    out.rewards.push(o.reward);
+                    out.scores.push(acc);
+                    logs[0].push(o.format);
+                    logs[1].push(o.answer);
+                    logs[2].push(o.length);
+                    logs[3].push(0.0);
+                }
+                Err(e) => {
+                    let Some(v) = st.config.error_reward else {
+                        return Err(row_error(i, &e));
+                    };
+                    errors += 1;
+                    out.rewards.push(v);
+                    out.scores.push(0.0);
+                    logs[0].push(0.0);
+                    logs[1].push(0.0);
+                    logs[2].push(0.0);
+                    logs[3].push(1.0);
+                }
+            }
+        }
+        if errors > 0 {
+            st.metrics
+                .errors
+                .get_or_create(&ErrorLabel {
+                    route: "reward",
+                    kind: "sample",
+                })
+                .inc_by(errors as u64);
+        }
+        let [format, answer, length, error] = logs;
+        out.extra_logs.insert("format_reward", format);
+        out.extra_logs.insert("answer_reward", answer);
+        out.extra_logs.insert("length_reward", length);
+        out.extra_logs.insert("scoring_error", error);
+        Ok((Json(out).into_response(), n))
+    })
+    .await
+}
+
+/// 0/1 correctness by the Med-U1 validation scorer (0 where it raises).
+fn correctness(profile: &Profile, r: &ScoreRequest, _o: &ScoreOutput) -> f64 {
+    let Ok(sol) = r.solution_str() else {
+        return 0.0;
+    };
+    let input = Input {
+        data_source: &r.data_source,
+        solution_str: &sol,
+        ground_truth: &r.ground_truth,
+        lower_limit: r.lower_limit.as_limit(),
+        upper_limit: r.upper_limit.as_limit(),
+        num_tokens: r.num_tokens,
+        valid_response_length: r.valid_response_length.unwrap_or(0.0),
+    };
+    val_score(profile, &input).unwrap_or(0.0)
+}
+
+fn row_error(row: usize, e: &RowError) -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "scoring_error",
+        format!("sample {row}: {e} (start the server with --error-reward to score such samples)"),
+    )
+    .row(row);
+    if let Some(f) = e.field() {
+        err = err.field(f);
+    }
+    err
+}
+
+fn row_error_json(row: usize, e: &RowError) -> serde_json::Value {
+    serde_json::json!({"error": {"row": row, "field": e.field(), "message": e.to_string(), "detail": e}})
+}
+
+async fn score(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let st = s.clone();
+    measured(&s, "score", async move {
+        let body: ScoreBody = parse_body(body)?;
+        let n = body.requests.len();
+        check_batch(&st, n, "requests")?;
+        let opts = ScoreOptions {
+            components: body.components,
+            trace: body.explain,
+        };
+        let st2 = st.clone();
+        let rows = body.requests;
+        let (results, errors) = blocking(&st, move || {
+            let profile = &st2.config.profile;
+            let results = score_all(rows.len(), st2.config.parallel_threshold, |i| {
+                let parsed = ScoreRequest::deserialize_row(&rows[i]).map(|mut r| {
+                    count_length(&st2, &mut r);
+                    r
+                });
+                match parsed.and_then(|r| score_request(profile, &r, opts).map(|o| (r, o))) {
+                    Ok((r, o)) => {
+                        let accuracy = correctness(profile, &r, &o);
+                        let mut v = serde_json::to_value(o).unwrap_or_default();
+                        v["accuracy"] = accuracy.into();
+                        (v, false)
+                    }
+                    Err(e) => (row_error_json(i, &e), true),
+                }
+            });
+            let errors = results.iter().filter(|(_, e)| *e).count();
+            (
+                results.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+                errors,
+            )
+        })
+        .await?;
+        if errors > 0 {
+            st.metrics
+                .errors
+                .get_or_create(&ErrorLabel {
+                    route: "score",
+                    kind: "sample",
+                })
+                .inc_by(errors as u64);
+        }
+        Ok((Json(ScoreResponse { results, errors }).into_response(), n))
+    })
+    .await
+}
+
+/// Counts the response's tokens with the server's tokenizer when the length term needs a length
+/// the request did not send (only for requests that give `response` separately).
+fn count_length(s: &AppState, r: &mut ScoreRequest) {
+    if r.valid_response_length.is_some() || r.num_tokens == -1 {
+        return;
+    }
+    if let (Some(counter), Some(resp)) = (&s.counter, &r.response) {
+        r.valid_response_length = Some((counter.count(resp) + s.config.eos_tokens) as f64);
+    }
+}
+
+trait DeserializeRow: Sized {
+    fn deserialize_row(v: &serde_json::Value) -> Result<Self, RowError>;
+}
+
+impl DeserializeRow for ScoreRequest {
+    fn deserialize_row(v: &serde_json::Value) -> Result<ScoreRequest, RowError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.inner().to_string();
+            let field = if path != "." {
+                Some(path)
+            } else {
+                message
+                    .split_once("field `")
+                    .and_then(|(_, rest)| rest.split('`').next())
+                    .map(str::to_string)
+            };
+            RowError::Invalid { field, message }
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The server over real HTTP on loopback: malformed input gets a 4xx naming the field and the
+//! server keeps serving; OpenRLHF's protocol round-trips; limits hold.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use medu1_server::{ServerConfig, TokenCounter};
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+struct WordCounter;
+impl TokenCounter for WordCounter {
+    fn count(&self, text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+}
+
+async fn start(config: ServerConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = medu1_server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = medu1_server::state(config, Some(Arc::new(WordCounter)));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        medu1_server::serve(listener, state, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    (format!("http://{addr}"), tx)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn post_raw(url: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let r = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const PROMPT: &str = "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openrlhf_protocol_scores_with_labels() {
+    let (base, _stop) = start(ServerConfig::default()).await;
+    let label = json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": -1}).to_string();
+    let body = json!({
+        "query": [
+            format!("{PROMPT}<think>hmm</think><answer>C</answer>"),
+            format!("{PROMPT}<think>hmm</think><answer>D</answer>"),
+            format!("{PROMPT}no tags"),
+        ],
+        "prompts": [PROMPT, PROMPT, PROMPT],
+        "labels": [label, label, label],
+    });
+    let (status, v) = post_raw(&format!("{base}/reward"), body.to_string()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["rewards"], json!([2.0, 0.0, -3.0]));
+    assert_eq!(v["scores"], json!([1.0, 0.0, 0.0]));
+    assert_eq!(v["extra_logs"]["format_reward"], json!([1.0, 1.0, -1.0]));
+
+    let (status, v) = post_raw(&format!("{base}/reward"), r#"{"query":[],"labels":[]}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["rewards"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn length_term_uses_the_tokenizer_when_the_label_has_no_length() {
+    let (base, _stop) = start(ServerConfig::default()).await;
+    // 100 words of thinking + the answer: the counter sees 103 "tokens", +1 for EOS = 104.
+    let think = vec!["w"; 100].join(" ");
+    let label = json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": 104}).to_string();
+    let body = json!({
+        "query": [format!("{PROMPT}<think> {think} </think> <answer>C</answer>")],
+        "prompts": [PROMPT],
+        "labels": [label],
+    });
+    let (status, v) = post_raw(&format!("{base}/reward"), body.to_string()).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["extra_logs"]["length_reward"], json!([1.0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_4xx_naming_the_field_and_the_server_keeps_serving() {
+    let config = ServerConfig {
+        max_body_bytes: 1 << 20,
+        max_batch: 100,
+        ..ServerConfig::default()
+    };
+    let (base, _stop) = start(config).await;
+    let url = format!("{base}/reward");
+
+    let (s, v) = post_raw(&url, r#"{"query": ["a", "b"#).await;
+    assert_eq!(s, 400, "truncated json: {v}");
+    assert_eq!(v["error"], "invalid_json");
+
+    let (s, v) = post_raw(&url, r#"{"query": [1], "labels": ["C"]}"#).await;
+    assert_eq!(s, 422, "wrong type: {v}");
+    assert_eq!(v["field"], "query[0]");
+
+    let (s, v) = post_raw(&url, r#"{"labels": ["C"]}"#).await;
+    assert_eq!(s, 422, "missing field: {v}");
+    assert_eq!(v["field"], "query");
+
+    let (s, v) = post_raw(
+        &url,
+        b"{\"query\": [\"\xff\xfe\"], \"labels\": [\"C\"]}".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400, "invalid utf-8: {v}");
+
+    let huge = format!(
+        r#"{{"query": ["{}"], "labels": ["C"]}}"#,
+        "x".repeat(2 << 20)
+    );
+    let (s, v) = post_raw(&url, huge).await;
+    assert_eq!(s, 413, "huge body: {v}");
+
+    let many = json!({"query": vec!["x"; 101], "labels": vec!["C"; 101]});
+    let (s, v) = post_raw(&url, many.to_string()).await;
+    assert_eq!(s, 413, "batch limit: {v}");
+    assert_eq!(v["field"], "query");
+
+    let (s, v) = post_raw(&url, r#"{"query": ["x"], "labels": ["C"]}"#).await;
+    assert_eq!(s, 422, "no data source: {v}");
+    assert_eq!(v["field"], "labels.data_source");
+
+    let bad_label = json!({"query": ["x"], "labels": ["{\"ground_truth\": 3}"]});
+    let (s, v) = post_raw(&url, bad_label.to_string()).await;
+    assert_eq!(s, 422, "label of wrong type: {v}");
+    assert_eq!(v["row"], 0);
+
+    // The reference raises on an unknown data source with an answer: the request names the row.
+    let raising = json!({
+        "query": [format!("{PROMPT}<think>a</think><answer>B</answer>")],
+        "labels": [json!({"ground_truth": "B", "data_source": "NoSuchSet"}).to_string()],
+    });
+    let (s, v) = post_raw(&url, raising.to_string()).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["field"], "data_source");
+
+    // Still serving.
+    let r = client().get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let metrics = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("medu1_errors_total{route=\"reward\",kind=\"invalid_json\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("medu1_request_duration_seconds_bucket"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_reward_keeps_the_batch_going() {
+    let config = ServerConfig {
+        error_reward: Some(-3.0),
+        ..ServerConfig::default()
+    };
+    let (base, _stop) = start(config).await;
+    let body = json!({
+        "query": [format!("{PROMPT}<think>a</think><answer>B</answer>"), format!("{PROMPT}<think>a</think><answer>B</answer>")],
+        "labels": [
+            json!({"ground_truth": "B", "data_source": "NoSuchSet"}).to_string(),
+            json!({"ground_truth": "B", "data_source": "MedXpertQA"}).to_string(),
+        ],
+    });
+    let (s, v) = post_raw(&format!("{base}/reward"), body.to_string()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["rewards"], json!([-3.0, 2.0]));
+    assert_eq!(v["extra_logs"]["scoring_error"], json!([1.0, 0.0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_route_reports_per_row_errors() {
+    let (base, _stop) = start(ServerConfig::default()).await;
+    let body = json!({"requests": [
+        {"data_source": "MedCalc-Bench", "solution_str": "Assistant:<think>t</think><answer>5.2</answer>",
+         "ground_truth": "5", "lower_limit": "4.75", "upper_limit": 5.25},
+        {"data_source": "MedCalc-Bench", "solution_str": "Assistant:<think>t</think><answer>5</answer>",
+         "ground_truth": "5"},
+        {"data_source": "MedIQ", "ground_truth": 7},
+    ], "explain": true});
+    let (s, v) = post_raw(&format!("{base}/score"), body.to_string()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["errors"], 2);
+    assert_eq!(v["results"][0]["reward"], 2.0);
+    assert!(v["results"][0]["trace"].is_object());
+    assert_eq!(v["results"][1]["error"]["field"], "lower_limit");
+    assert_eq!(v["results"][2]["error"]["field"], "ground_truth");
+}
