@@ -1,1 +1,39 @@
-//! (in progress)
+//! The model runtime of medu1: Llama and Qwen2 decoders on candle, loaded from GGUF or from a
+//! Hugging Face folder, with their tokenizer, batched generation (shared prefill, KV cache,
+//! sampling, log-probs) and a differentiable training path whose weights are `Var`s that can be
+//! saved back as Hugging Face safetensors.
+//!
+//! The GRPO trainer uses [`Model`] in [`Mode::Train`] ([`Model::token_logprobs`],
+//! [`Model::trainable_vars`], [`Model::save_hf`]); the evaluation runner and the CLI use
+//! [`generate`] on a model in [`Mode::Infer`].
+
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod model;
+pub mod sampling;
+pub mod tokenizer;
+
+use std::path::Path;
+
+pub use config::{Arch, ModelConfig, RopeLayout};
+pub use error::{ModelError, Result};
+pub use generate::{Generation, GenerationStats, generate};
+pub use model::{InferQuant, KvCache, LoadOptions, Mode, Model};
+pub use sampling::SamplingParams;
+pub use tokenizer::Tokenizer;
+
+/// Loads a model and its tokenizer from a `.gguf` file or a Hugging Face folder.
+pub fn load(path: &Path, opts: LoadOptions) -> Result<(Model, Tokenizer)> {
+    if path.is_dir() {
+        Ok((
+            Model::from_hf_dir(path, opts)?,
+            Tokenizer::from_hf_dir(path)?,
+        ))
+    } else {
+        Ok((
+            Model::from_gguf(path, opts)?,
+            Tokenizer::from_gguf_file(path)?,
+        ))
+    }
+}
