@@ -1,14 +1,285 @@
-//! `medu1 data ...` (in progress).
-use clap::Subcommand;
+//! `medu1 data prepare` and `medu1 data inspect`: the command-line face of `medu1-data`.
+//!
+//! `prepare` reads benchmark files in any supported format, builds Med-U1 prompts (released or
+//! published-script variant, a budget mode drawn with Python's `random`), and writes verl JSONL,
+//! verl parquet or OpenRLHF JSONL. Rejected rows go to `OUT.rejected.jsonl` so nothing disappears
+//! silently. `inspect` summarises files: counts by source, task kind and split, the answer-type
+//! mix, and prompt-length percentiles.
+
+use anyhow::{Context, bail};
+use clap::{Subcommand, ValueEnum};
+use medu1_core::{Sample, Task, TaskKind};
+use medu1_data::budget::{BudgetMode, BudgetSampler};
+use medu1_data::load::{Format, LoadOptions, load_path};
+use medu1_data::prompt::{PromptBuilder, Variant};
+use medu1_data::template::ChatTemplate;
+use medu1_data::write::{OutputFormat, write_jsonl, write_records};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Counts by source, task kind and split (in progress).
-    Inspect { files: Vec<std::path::PathBuf> },
+    /// Build Med-U1 prompts from benchmark files and write verl / OpenRLHF training data.
+    Prepare(PrepareArgs),
+    /// Counts by source, task kind and split; answer-type mix; prompt length percentiles.
+    Inspect {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Read every file as this format instead of detecting it.
+        #[arg(long)]
+        format: Option<Format>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LabelFormat {
+    /// verl rows (`reward_model`, `extra_info`).
+    Verl,
+    /// `{"prompt", "label"}` rows, the label a JSON string (see `medu1_data::write`).
+    Openrlhf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrepareArgs {
+    /// Input files (format detected from content unless --format is given).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output file: `.jsonl` or `.parquet`.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Read every input as this format.
+    #[arg(long)]
+    format: Option<Format>,
+    /// `released` (what the released parquet files contain) or `script` (the published script).
+    #[arg(long, default_value = "released")]
+    variant: Variant,
+    /// none | exact | max | log | both | both-both | fixed:K | keep (keep each row's own budget,
+    /// e.g. from verl inputs; rows without one get none).
+    #[arg(long, default_value = "exact")]
+    budget: String,
+    /// Seed of Python's `random` for budget draws (one draw sequence over all rows, in order).
+    #[arg(long, default_value_t = 12345)]
+    seed: i64,
+    /// Override every row's split.
+    #[arg(long)]
+    split: Option<String>,
+    /// chatml (Qwen2.5) | smollm2 | llama3 | a tokenizer_config.json / .jinja file.
+    #[arg(long, default_value = "chatml")]
+    chat_template: String,
+    /// Store the training-time double template (spec §1.5) instead of the single one.
+    #[arg(long)]
+    double_template: bool,
+    /// Write bad rows to OUT.rejected.jsonl instead of failing.
+    #[arg(long)]
+    skip_invalid: bool,
+    #[arg(long, value_enum, default_value = "verl")]
+    label_format: LabelFormat,
 }
 
 pub fn run(c: DataCommand) -> anyhow::Result<()> {
     match c {
-        DataCommand::Inspect { .. } => anyhow::bail!("medu1 data inspect is not implemented yet"),
+        DataCommand::Prepare(a) => prepare(a),
+        DataCommand::Inspect { files, format } => inspect(&files, format),
+    }
+}
+
+fn rejected_path(out: &Path) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".rejected.jsonl");
+    out.with_file_name(name)
+}
+
+fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
+    let ext = a.output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let out_format = match (ext, a.label_format) {
+        ("parquet", LabelFormat::Verl) => OutputFormat::VerlParquet,
+        ("jsonl", LabelFormat::Verl) => OutputFormat::VerlJsonl,
+        ("jsonl", LabelFormat::Openrlhf) => OutputFormat::OpenRlhfJsonl,
+        ("parquet", LabelFormat::Openrlhf) => {
+            bail!("--label-format openrlhf writes JSONL; use a .jsonl output")
+        }
+        _ => bail!(
+            "{}: output must end in .jsonl or .parquet",
+            a.output.display()
+        ),
+    };
+    let mode = match a.budget.as_str() {
+        "keep" => None,
+        m => Some(m.parse::<BudgetMode>()?),
+    };
+    let template = ChatTemplate::from_name_or_file(&a.chat_template)?;
+    let builder = PromptBuilder::new(a.variant).with_template(template);
+    let opts = LoadOptions {
+        format: a.format,
+        skip_invalid: a.skip_invalid,
+        split: a.split.clone(),
+        source: None,
+    };
+
+    let mut files = Vec::new();
+    let mut rejected = Vec::new();
+    for input in &a.inputs {
+        let l = load_path(input, &opts)?;
+        eprintln!(
+            "{}: {} rows ({}), {} rejected",
+            input.display(),
+            l.samples.len(),
+            l.format,
+            l.rejected.len()
+        );
+        rejected.extend(l.rejected);
+        files.push(l.samples);
+    }
+    let total: usize = files.iter().map(Vec::len).sum();
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if total < 5_000 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut sampler = mode.map(|m| BudgetSampler::new(m, a.seed));
+    let mut records = Vec::with_capacity(total);
+    for samples in &files {
+        // `extra_info.index` is the row's position in its source file, as in the reference.
+        for (i, s) in samples.iter().enumerate() {
+            let budget = match sampler.as_mut() {
+                Some(smp) => smp.next(),
+                None => s.budget,
+            };
+            let mut rec = builder.record(s, budget, i as i64)?;
+            if a.double_template {
+                let twice = builder.template.render_training_prompt(rec.content())?;
+                rec.prompt[0].content = twice;
+            }
+            records.push(rec);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    write_records(&a.output, &records, out_format, a.variant.key_order())
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    let rej = rejected_path(&a.output);
+    if !rejected.is_empty() {
+        let rows = rejected.iter().map(|r| {
+            serde_json::json!({
+                "file": r.path.display().to_string(),
+                "location": r.loc.to_string(),
+                "field": r.field,
+                "error": r.message,
+            })
+        });
+        write_jsonl(&rej, rows)?;
+    }
+    println!(
+        "wrote {} rows to {} ({} rejected{})",
+        records.len(),
+        a.output.display(),
+        rejected.len(),
+        if rejected.is_empty() {
+            String::new()
+        } else {
+            format!(", see {}", rej.display())
+        }
+    );
+    Ok(())
+}
+
+/// The answer-type label `inspect` groups by.
+fn answer_type(s: &Sample) -> String {
+    match &s.task {
+        Task::MultipleChoice { options } if options.is_empty() => "mcq (options inline)".into(),
+        Task::MultipleChoice { options } => format!("mcq, {} options", options.len()),
+        Task::Calculation { output, .. } => format!("calc, {output:?}").to_lowercase(),
+        Task::FreeText => "free text".into(),
+    }
+}
+
+fn percentiles(mut v: Vec<usize>) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort_unstable();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "p50 {:>6}  p90 {:>6}  p99 {:>6}  max {:>6}",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        v[v.len() - 1]
+    )
+}
+
+fn table(title: &str, counts: &BTreeMap<String, usize>) {
+    let total: usize = counts.values().sum();
+    let w = counts
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(title.len());
+    println!("{title:<w$}  {:>8}  {:>6}", "rows", "share");
+    for (k, n) in counts {
+        println!(
+            "{k:<w$}  {n:>8}  {:>5.1}%",
+            100.0 * *n as f64 / total.max(1) as f64
+        );
+    }
+    println!();
+}
+
+fn inspect(files: &[PathBuf], format: Option<Format>) -> anyhow::Result<()> {
+    let opts = LoadOptions {
+        format,
+        skip_invalid: true,
+        ..Default::default()
+    };
+    let builder = PromptBuilder::default();
+    let (mut by_source, mut by_kind, mut by_split, mut by_answer, mut by_file) = (
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+        BTreeMap::new(),
+    );
+    let (mut chars, mut words) = (Vec::new(), Vec::new());
+    let mut rejected = 0;
+    for f in files {
+        let l = load_path(f, &opts)?;
+        rejected += l.rejected.len();
+        by_file.insert(format!("{} ({})", f.display(), l.format), l.samples.len());
+        for s in &l.samples {
+            *by_source.entry(s.source.clone()).or_insert(0) += 1;
+            *by_kind.entry(kind_name(s.kind()).to_string()).or_insert(0) += 1;
+            *by_split.entry(s.split.clone()).or_insert(0) += 1;
+            *by_answer.entry(answer_type(s)).or_insert(0) += 1;
+            let prompt = match &s.rendered_prompt {
+                Some(p) => p.clone(),
+                None => builder.render(s, s.budget)?,
+            };
+            chars.push(prompt.chars().count());
+            words.push(medu1_core::pywhite::py_split(&prompt).count());
+        }
+    }
+    table("file", &by_file);
+    table("source", &by_source);
+    table("task kind", &by_kind);
+    table("split", &by_split);
+    table("answer type", &by_answer);
+    println!("prompt length (characters)        {}", percentiles(chars));
+    println!("prompt length (whitespace tokens) {}", percentiles(words));
+    if rejected > 0 {
+        println!(
+            "\n{rejected} rows could not be read (run `medu1 data prepare --skip-invalid` to list them)"
+        );
+    }
+    Ok(())
+}
+
+fn kind_name(k: TaskKind) -> &'static str {
+    match k {
+        TaskKind::MultipleChoice => "multiple choice",
+        TaskKind::Calculation => "calculation",
+        TaskKind::FreeText => "free text",
     }
 }

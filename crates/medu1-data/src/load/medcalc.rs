@@ -133,10 +133,22 @@ pub(crate) fn parse_one_shot(
     let resp = v
         .get("Response")
         .ok_or_else(|| FieldError::new("Response", "missing"))?;
-    let answer = resp
-        .get("answer")
-        .and_then(OValue::scalar_text)
-        .ok_or_else(|| FieldError::new("Response.answer", "missing"))?;
+    let answer = match resp.get("answer") {
+        // Gestational-age answers are stored as a list; MedCalc-Bench writes them as a tuple.
+        Some(OValue::Array(parts)) => {
+            let quoted: Option<Vec<String>> = parts
+                .iter()
+                .map(|p| p.as_str().map(|s| format!("'{s}'")))
+                .collect();
+            quoted
+                .map(|q| format!("({})", q.join(", ")))
+                .ok_or_else(|| FieldError::new("Response.answer", "expected a list of strings"))?
+        }
+        Some(v) => v
+            .scalar_text()
+            .ok_or_else(|| FieldError::new("Response.answer", "expected a number or text"))?,
+        None => return Err(FieldError::new("Response.answer", "missing")),
+    };
     let reasoning = resp
         .get("step_by_step_thinking")
         .and_then(OValue::scalar_text);

@@ -151,7 +151,7 @@ pub struct RowError {
 }
 
 impl RowError {
-    fn from_field(path: &Path, loc: Loc, e: FieldError) -> RowError {
+    pub(crate) fn from_field(path: &Path, loc: Loc, e: FieldError) -> RowError {
         RowError {
             path: path.to_path_buf(),
             loc,
@@ -477,7 +477,7 @@ pub(crate) type Record = (Loc, Result<OValue, FieldError>);
 pub(crate) type SampleRow = (Loc, Result<Sample, FieldError>);
 
 /// The records of a JSON array or JSONL file; a line that is not JSON becomes a per-row error.
-fn json_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, LoadError> {
+pub(crate) fn json_records(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, LoadError> {
     let text = std::str::from_utf8(bytes).map_err(|e| LoadError::Detect {
         path: path.to_path_buf(),
         reason: format!("not utf-8: {e}"),

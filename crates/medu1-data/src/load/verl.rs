@@ -152,3 +152,23 @@ fn cell(col: &dyn Array, row: usize, name: &str) -> Result<OValue, FieldError> {
         }
     })
 }
+
+/// Reads verl rows (JSONL, a JSON array, or parquet) as records, failing on the first bad row.
+pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<VerlRecord>, LoadError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let rows = if bytes.starts_with(b"PAR1") {
+        read_parquet_values(path)?
+    } else {
+        super::json_records(path, &bytes)?
+    };
+    rows.into_iter()
+        .map(|(loc, v)| {
+            v.and_then(|v| VerlRecord::from_ovalue(&v))
+                .map_err(|e| LoadError::Row(Box::new(super::RowError::from_field(path, loc, e))))
+        })
+        .collect()
+}
