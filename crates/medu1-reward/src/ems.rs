@@ -34,9 +34,68 @@ pub fn ems_words<'a>(
     100.0 * (count as f64 / total as f64)
 }
 
-/// EMS of two normalised inputs.
+/// EMS of two normalised inputs, using the word hashes the normaliser already computed and a
+/// stack table for typical answer lengths.
 pub fn ems_normalized(candidate: &Normalized, reference: &Normalized) -> f64 {
-    ems_words(candidate.words(), reference.words())
+    let total = candidate.len();
+    if total == 0 {
+        return 0.0;
+    }
+    const STACK_SLOTS: usize = 512;
+    let cap = (reference.len() * 2).next_power_of_two().max(16);
+    let mut stack = [(0u64, ""); STACK_SLOTS];
+    let mut heap = Vec::new();
+    let slots: &mut [(u64, &str)] = if cap <= STACK_SLOTS {
+        &mut stack[..cap]
+    } else {
+        heap.resize(cap, (0u64, ""));
+        &mut heap
+    };
+    // `""` marks an empty slot: normalised words are never empty. `seen` flags the slots of
+    // reference words already found in the candidate (each distinct word counts once).
+    let mask = cap - 1;
+    let mut seen = [0u64; STACK_SLOTS / 64];
+    let mut seen_heap = Vec::new();
+    let seen: &mut [u64] = if cap <= STACK_SLOTS {
+        &mut seen[..cap.div_ceil(64)]
+    } else {
+        seen_heap.resize(cap.div_ceil(64), 0u64);
+        &mut seen_heap
+    };
+    for (h, w) in reference.hashed_words() {
+        let mut i = h as usize & mask;
+        loop {
+            let (sh, sw) = slots[i];
+            if sw.is_empty() {
+                slots[i] = (h, w);
+                break;
+            }
+            if sh == h && sw == w {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+    let mut count = 0usize;
+    for (h, w) in candidate.hashed_words() {
+        let mut i = h as usize & mask;
+        loop {
+            let (sh, sw) = slots[i];
+            if sw.is_empty() {
+                break;
+            }
+            if sh == h && sw == w {
+                let (word, bit) = (i / 64, 1u64 << (i % 64));
+                if seen[word] & bit == 0 {
+                    seen[word] |= bit;
+                    count += 1;
+                }
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+    100.0 * (count as f64 / total as f64)
 }
 
 /// `calculate_exactmatch(candidate, reference)`.
@@ -51,6 +110,21 @@ pub fn calculate_exactmatch(candidate: &str, reference: &str) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashed_and_plain_paths_agree() {
+        let long: String = (0..700).map(|i| format!("w{} ", i % 300)).collect();
+        for (c, r) in [
+            ("a b c b", "b c d"),
+            (long.as_str(), "w1 w2 w3 zz"),
+            ("w5 w6", long.as_str()),
+        ] {
+            let (mut nc, mut nr) = (Normalized::new(), Normalized::new());
+            nc.normalize(c);
+            nr.normalize(r);
+            assert_eq!(ems_normalized(&nc, &nr), ems_words(nc.words(), nr.words()));
+        }
+    }
 
     #[test]
     fn distinct_reference_words_over_candidate_tokens() {

@@ -28,6 +28,30 @@ pub const PUNCT: [u8; 21] = [
 /// How many removable periods the reference deletes (`re.UNICODE` == 32 passed as `count`).
 pub const PERIOD_COUNT: usize = 32;
 
+/// Byte classes of the ASCII fast path.
+const PLAIN: u8 = 0;
+const PUNCT_CLASS: u8 = 1;
+const PERIOD: u8 = 2;
+const SPACE: u8 = 3;
+
+static CLASS: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut i = 0;
+    while i < PUNCT.len() {
+        t[PUNCT[i] as usize] = PUNCT_CLASS;
+        i += 1;
+    }
+    t[b'.' as usize] = PERIOD;
+    // Python `str.isspace` within ASCII: \t \n \v \f \r, U+001C..U+001F and space.
+    let ws = [9u8, 10, 11, 12, 13, 0x1c, 0x1d, 0x1e, 0x1f, b' '];
+    let mut k = 0;
+    while k < ws.len() {
+        t[ws[k] as usize] = SPACE;
+        k += 1;
+    }
+    t
+};
+
 /// Byte -> index in [`PUNCT`] + 1 (0 = not punctuation).
 static PUNCT_IDX: [u8; 128] = {
     let mut t = [0u8; 128];
@@ -165,70 +189,132 @@ const CONTRACTIONS: [(&str, &str); 120] = [
     ("youve", "you've"),
 ];
 
-/// Open-addressing index over [`CONTRACTIONS`] (slot -> entry index + 1).
-static CONTRACTION_SLOTS: LazyLock<[u8; 512]> = LazyLock::new(|| {
-    let mut slots = [0u8; 512];
+/// Look-up structures over [`CONTRACTIONS`].
+struct ContractionTable {
+    /// Open addressing: slot -> entry index + 1 (0 = empty).
+    slots: [u8; 512],
+    /// A filter on (length, first byte, last byte) that rejects almost every ordinary word before
+    /// hashing; bit `last & 63` of `filter[(len - 2) * 32 + (first & 31)]`.
+    filter: [u64; 13 * 32],
+}
+
+static CONTRACTION_TABLE: LazyLock<ContractionTable> = LazyLock::new(|| {
+    let mut t = ContractionTable {
+        slots: [0; 512],
+        filter: [0; 13 * 32],
+    };
     for (i, (k, _)) in CONTRACTIONS.iter().enumerate() {
         let mut s = hash_bytes(k.as_bytes()) as usize & 511;
-        while slots[s] != 0 {
+        while t.slots[s] != 0 {
             s = (s + 1) & 511;
         }
-        slots[s] = i as u8 + 1;
+        t.slots[s] = i as u8 + 1;
+        let b = k.as_bytes();
+        t.filter[filter_index(b)] |= 1 << (b[b.len() - 1] & 63);
     }
-    slots
+    t
 });
 
-/// `contractions.get(w)`.
+/// Index into [`ContractionTable::filter`] for a 2..=14 byte word.
 #[inline]
-pub fn contraction(w: &str) -> Option<&'static str> {
-    // Keys are 3..=13 bytes long; most words are filtered out here without hashing.
-    if !(3..=13).contains(&w.len()) {
+fn filter_index(b: &[u8]) -> usize {
+    (b.len() - 2) * 32 + (b[0] & 31) as usize
+}
+
+/// `contractions.get(w)` given `hash_bytes(w)`.
+#[inline]
+fn contraction_hashed(w: &[u8], h: u64) -> Option<&'static str> {
+    let b = w;
+    // Keys are 2..=14 bytes long (checked by a unit test).
+    if !(2..=14).contains(&b.len()) {
         return None;
     }
-    let slots = &*CONTRACTION_SLOTS;
-    let mut s = hash_bytes(w.as_bytes()) as usize & 511;
+    let t = &*CONTRACTION_TABLE;
+    if t.filter[filter_index(b)] & (1 << (b[b.len() - 1] & 63)) == 0 {
+        return None;
+    }
+    let mut s = h as usize & 511;
     loop {
-        let e = slots[s];
+        let e = t.slots[s];
         if e == 0 {
             return None;
         }
         let (k, v) = CONTRACTIONS[e as usize - 1];
-        if k == w {
+        if k.as_bytes() == w {
             return Some(v);
         }
         s = (s + 1) & 511;
     }
 }
 
+/// `contractions.get(w)`.
+pub fn contraction(w: &str) -> Option<&'static str> {
+    contraction_hashed(w.as_bytes(), hash_bytes(w.as_bytes()))
+}
+
 /// `manual_map.get(w)`: number words to digits.
 #[inline]
 pub fn manual_map(w: &str) -> Option<&'static str> {
+    manual_map_bytes(w.as_bytes())
+}
+
+#[inline]
+fn manual_map_bytes(w: &[u8]) -> Option<&'static str> {
+    if w.len() > 5 {
+        return None;
+    }
     Some(match w {
-        "none" | "zero" => "0",
-        "one" => "1",
-        "two" => "2",
-        "three" => "3",
-        "four" => "4",
-        "five" => "5",
-        "six" => "6",
-        "seven" => "7",
-        "eight" => "8",
-        "nine" => "9",
-        "ten" => "10",
+        b"none" | b"zero" => "0",
+        b"one" => "1",
+        b"two" => "2",
+        b"three" => "3",
+        b"four" => "4",
+        b"five" => "5",
+        b"six" => "6",
+        b"seven" => "7",
+        b"eight" => "8",
+        b"nine" => "9",
+        b"ten" => "10",
         _ => return None,
     })
 }
 
 #[inline]
-fn is_article(w: &str) -> bool {
-    matches!(w, "a" | "an" | "the")
+fn is_article(w: &[u8]) -> bool {
+    matches!(w, b"a" | b"an" | b"the")
 }
 
-/// One output word: a span of the lower-cased buffer or a replacement from a table.
+/// One output word: a span of the lower-cased buffer or a replacement from a table, with its
+/// hash (computed once here and reused by the contraction look-up and by EMS).
 #[derive(Debug, Clone, Copy)]
-enum Tok {
-    Span(u32, u32),
-    Static(&'static str),
+struct Tok {
+    start: u32,
+    end: u32,
+    fixed: Option<&'static str>,
+    hash: u64,
+}
+
+/// What happens to one lower-cased word.
+enum WordOut {
+    Drop,
+    Fixed(&'static str),
+    Keep(u64),
+}
+
+/// Number words, articles, contractions (in the reference's order).
+#[inline]
+fn classify(w: &[u8]) -> WordOut {
+    if let Some(m) = manual_map_bytes(w) {
+        return WordOut::Fixed(m);
+    }
+    if is_article(w) {
+        return WordOut::Drop;
+    }
+    let h = hash_bytes(w);
+    match contraction_hashed(w, h) {
+        Some(c) => WordOut::Fixed(c),
+        None => WordOut::Keep(h),
+    }
 }
 
 /// Reusable buffers holding the normalised words of one input.
@@ -246,10 +332,20 @@ impl Normalized {
 
     /// The normalised words (what `normalize_word(x).lower().strip().split()` yields).
     pub fn words(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.toks.iter().map(|t| match *t {
-            Tok::Span(a, b) => &self.buf[a as usize..b as usize],
-            Tok::Static(s) => s,
-        })
+        self.toks.iter().map(|t| self.word(t))
+    }
+
+    #[inline]
+    fn word(&self, t: &Tok) -> &str {
+        match t.fixed {
+            Some(s) => s,
+            None => &self.buf[t.start as usize..t.end as usize],
+        }
+    }
+
+    /// The words with their [`hash_bytes`] values.
+    pub(crate) fn hashed_words(&self) -> impl ExactSizeIterator<Item = (u64, &str)> + '_ {
+        self.toks.iter().map(|t| (t.hash, self.word(t)))
     }
 
     pub fn len(&self) -> usize {
@@ -274,6 +370,148 @@ impl Normalized {
 
     /// Normalises `orig` into these buffers.
     pub fn normalize(&mut self, orig: &str) {
+        self.normalize_limited(orig, usize::MAX);
+    }
+
+    /// Normalises `orig`, but may stop once `max_words` words were produced (then returns
+    /// `false` and holds only a prefix of the words). Callers that only need to know whether the
+    /// word count stays below a bound use this to skip the rest of a long answer.
+    pub fn normalize_limited(&mut self, orig: &str, max_words: usize) -> bool {
+        if orig.is_ascii() {
+            self.normalize_ascii(orig.as_bytes(), max_words)
+        } else {
+            self.normalize_general(orig);
+            true
+        }
+    }
+
+    /// Finishes the word `out[start..]`: number words, articles, contractions.
+    #[inline]
+    fn push_word(toks: &mut Vec<Tok>, out: &mut Vec<u8>, start: usize) {
+        let end = out.len();
+        if start == end {
+            return;
+        }
+        match classify(&out[start..end]) {
+            WordOut::Keep(hash) => {
+                // The word stays in the buffer as a span.
+                toks.push(Tok {
+                    start: start as u32,
+                    end: end as u32,
+                    fixed: None,
+                    hash,
+                });
+                return;
+            }
+            WordOut::Fixed(f) => {
+                let hash = hash_bytes(f.as_bytes());
+                toks.push(Tok {
+                    start: 0,
+                    end: 0,
+                    fixed: Some(f),
+                    hash,
+                });
+            }
+            WordOut::Drop => {}
+        }
+        // Replaced or dropped words need no bytes in the buffer.
+        out.truncate(start);
+    }
+
+    /// The same algorithm fused into one pass for ASCII input (the common case): the punctuation
+    /// decisions come from the spaces and commas of the original, then one scan copies runs of
+    /// ordinary bytes lower-cased, maps punctuation, applies the period rule and splits words.
+    fn normalize_ascii(&mut self, b: &[u8], max_words: usize) -> bool {
+        let bit = |c: u8| 1u32 << (PUNCT_IDX[c as usize] - 1);
+        let has_dcd = memchr::memchr_iter(b',', b).any(|i| {
+            i > 0 && b[i - 1].is_ascii_digit() && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+        });
+        let mut delete: u32 = if has_dcd { u32::MAX } else { 0 };
+        if !has_dcd {
+            for i in memchr::memchr_iter(b' ', b) {
+                if i > 0 && CLASS[b[i - 1] as usize] == PUNCT_CLASS {
+                    delete |= bit(b[i - 1]);
+                }
+                if let Some(&n) = b.get(i + 1) {
+                    if CLASS[n as usize] == PUNCT_CLASS {
+                        delete |= bit(n);
+                    }
+                }
+            }
+        }
+        let deleted = |c: u8| CLASS[c as usize] == PUNCT_CLASS && delete & bit(c) != 0;
+        let mut out = std::mem::take(&mut self.buf).into_bytes();
+        out.clear();
+        out.reserve(b.len());
+        self.toks.clear();
+        let mut start = 0usize;
+        let mut removed = 0usize;
+        let mut i = 0;
+        let n = b.len();
+        while i < n {
+            // A run of ordinary bytes, copied and lower-cased in bulk.
+            let run = i;
+            while i < n && CLASS[b[i] as usize] == PLAIN {
+                i += 1;
+            }
+            if i > run {
+                let o = out.len();
+                out.extend_from_slice(&b[run..i]);
+                out[o..].make_ascii_lowercase();
+            }
+            if i == n {
+                break;
+            }
+            let c = b[i];
+            i += 1;
+            match CLASS[c as usize] {
+                PUNCT_CLASS => {
+                    if delete & bit(c) == 0 {
+                        // Replaced by a space: a word boundary.
+                        Self::push_word(&mut self.toks, &mut out, start);
+                        start = out.len();
+                        if self.toks.len() >= max_words {
+                            break;
+                        }
+                    }
+                }
+                PERIOD => {
+                    if removed < PERIOD_COUNT {
+                        // What follows this period once deleted punctuation is gone.
+                        let mut j = i;
+                        while j < n && deleted(b[j]) {
+                            j += 1;
+                        }
+                        if b.get(j).is_some_and(u8::is_ascii_digit) {
+                            out.push(b'.');
+                        } else {
+                            removed += 1;
+                        }
+                    } else {
+                        out.push(b'.');
+                    }
+                }
+                _ => {
+                    // Python whitespace.
+                    Self::push_word(&mut self.toks, &mut out, start);
+                    start = out.len();
+                    if self.toks.len() >= max_words {
+                        break;
+                    }
+                }
+            }
+        }
+        let complete = i >= n;
+        if complete {
+            Self::push_word(&mut self.toks, &mut out, start);
+        }
+        // Only ASCII bytes were written.
+        self.buf = String::from_utf8(out).unwrap_or_default();
+        complete
+    }
+
+    /// The general path (non-ASCII input).
+    fn normalize_general(&mut self, orig: &str) {
         let b = orig.as_bytes();
         // 1. Punctuation decisions, all tested on the original text.
         let has_dcd = memchr::memchr_iter(b',', b).any(|i| {
@@ -343,19 +581,25 @@ impl Normalized {
         self.toks.clear();
         let base = self.buf.as_ptr() as usize;
         for w in py_split(&self.buf) {
-            if let Some(m) = manual_map(w) {
-                self.toks.push(Tok::Static(m));
-                continue;
-            }
-            if is_article(w) {
-                continue;
-            }
-            if let Some(c) = contraction(w) {
-                self.toks.push(Tok::Static(c));
-                continue;
-            }
-            let a = w.as_ptr() as usize - base;
-            self.toks.push(Tok::Span(a as u32, (a + w.len()) as u32));
+            let tok = match classify(w.as_bytes()) {
+                WordOut::Drop => continue,
+                WordOut::Fixed(f) => Tok {
+                    start: 0,
+                    end: 0,
+                    fixed: Some(f),
+                    hash: hash_bytes(f.as_bytes()),
+                },
+                WordOut::Keep(hash) => {
+                    let a = w.as_ptr() as usize - base;
+                    Tok {
+                        start: a as u32,
+                        end: (a + w.len()) as u32,
+                        fixed: None,
+                        hash,
+                    }
+                }
+            };
+            self.toks.push(tok);
         }
     }
 }
@@ -374,6 +618,11 @@ mod tests {
     #[test]
     fn table_sizes_match_the_reference() {
         assert_eq!(CONTRACTIONS.len(), 120);
+        assert!(
+            CONTRACTIONS
+                .iter()
+                .all(|(k, _)| (2..=14).contains(&k.len()))
+        );
         assert!(CONTRACTIONS.windows(2).all(|w| w[0].0 < w[1].0));
         for (k, v) in CONTRACTIONS {
             if k.chars().any(|c| c.is_ascii_uppercase()) {
@@ -407,6 +656,15 @@ mod tests {
         assert_eq!(normalize_word("pi is 3.14."), "pi is 3.14");
         assert_eq!(normalize_word("end. 5. .5"), "end 5 .5");
         assert_eq!(normalize_word("x.\u{FF15}"), "x.\u{FF15}");
+    }
+
+    #[test]
+    fn limited_normalisation_stops_early_and_agrees_otherwise() {
+        let mut n = Normalized::new();
+        assert!(!n.normalize_limited("w1 w2 w3 w4 w5", 2));
+        assert_eq!(n.len(), 2);
+        assert!(n.normalize_limited("w1 w2 the w3", 4));
+        assert_eq!(n.joined(), "w1 w2 w3");
     }
 
     #[test]

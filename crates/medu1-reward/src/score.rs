@@ -176,37 +176,87 @@ fn merge_exceeds(profile: &Profile, ems: f64, answer: &str, gt: &str, threshold:
     0.5 * ems + 0.5 * bleu > threshold
 }
 
+/// The smallest candidate word count `t` at which `fails(t)` holds for every larger count too,
+/// given that `fails` is monotone in `t`; `usize::MAX` when even huge counts do not fail.
+fn word_limit(min: usize, fails: impl Fn(usize) -> bool) -> usize {
+    const HUGE: usize = 1 << 40;
+    if !fails(HUGE) {
+        return usize::MAX;
+    }
+    let (mut lo, mut hi) = (min.max(1), HUGE);
+    if fails(lo) {
+        return lo;
+    }
+    // fails(hi) && !fails(lo)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fails(mid) { hi = mid } else { lo = mid }
+    }
+    hi
+}
+
+/// EMS for a discrete decision, or `None` when the candidate provably fails.
+///
+/// EMS = 100·count/total with count ≤ the number of reference words R. Once the candidate has
+/// produced `t ≥ R` words, the final metric is at most its value with EMS = 100·R/t (the same
+/// float expression, and float arithmetic is monotone), so when that bound cannot exceed the
+/// threshold the rest of a long answer is not normalised at all.
+fn ems_unless_failing(
+    answer: &str,
+    gt: &str,
+    bound_metric: impl Fn(f64) -> f64,
+    threshold: f64,
+) -> Option<f64> {
+    with_norm_buffers(|c, r| {
+        r.normalize(gt);
+        let rn = r.len();
+        let limit = word_limit(rn, |t| {
+            bound_metric(100.0 * (rn as f64 / t as f64)) <= threshold
+        });
+        if c.normalize_limited(answer, limit) {
+            Some(ems_normalized(c, r))
+        } else {
+            None
+        }
+    })
+}
+
 /// The free-text answer reward of `compute_score`.
 fn free_text_answer(profile: &Profile, answer: &str, gt: &str) -> f64 {
     let st = &profile.settings;
+    let s = profile.bleu_scale();
+    if st.reward_type == RewardType::Discrete {
+        let thr = st.bleu_threshold;
+        let ems = match st.reward_metric {
+            RewardMetric::Ems => ems_unless_failing(answer, gt, |e| e, thr),
+            RewardMetric::Merge => {
+                ems_unless_failing(answer, gt, |e| 0.5 * e + 0.5 * (1.0 * s), thr)
+            }
+            // BLEU ≤ 1 (≤ 100 scaled): skip it when it cannot pass.
+            RewardMetric::Bleu => {
+                let pass = 1.0 * s > thr && compute_bleu(gt, answer).mean * s > thr;
+                return if pass { 1.0 } else { -1.0 };
+            }
+        };
+        let pass = match (ems, st.reward_metric) {
+            (None, _) => false,
+            (Some(e), RewardMetric::Ems) => e > thr,
+            (Some(e), _) => merge_exceeds(profile, e, answer, gt, thr),
+        };
+        return if pass { 1.0 } else { -1.0 };
+    }
     let ems = with_norm_buffers(|c, r| {
         c.normalize(answer);
         r.normalize(gt);
         ems_normalized(c, r)
     });
-    let s = profile.bleu_scale();
-    match st.reward_type {
-        RewardType::Discrete => {
-            let pass = match st.reward_metric {
-                RewardMetric::Ems => ems > st.bleu_threshold,
-                RewardMetric::Bleu => {
-                    // BLEU ≤ 1 (≤ 100 scaled): skip it when it cannot pass.
-                    1.0 * s > st.bleu_threshold
-                        && compute_bleu(gt, answer).mean * s > st.bleu_threshold
-                }
-                RewardMetric::Merge => merge_exceeds(profile, ems, answer, gt, st.bleu_threshold),
-            };
-            if pass { 1.0 } else { -1.0 }
-        }
-        RewardType::Continuous => {
-            let metric = match st.reward_metric {
-                RewardMetric::Ems => ems,
-                RewardMetric::Bleu => compute_bleu(gt, answer).mean * s,
-                RewardMetric::Merge => 0.5 * ems + 0.5 * (compute_bleu(gt, answer).mean * s),
-            };
-            metric / st.scale_factor
-        }
-    }
+    // Continuous: the exact metric value is needed.
+    let metric = match st.reward_metric {
+        RewardMetric::Ems => ems,
+        RewardMetric::Bleu => compute_bleu(gt, answer).mean * s,
+        RewardMetric::Merge => 0.5 * ems + 0.5 * (compute_bleu(gt, answer).mean * s),
+    };
+    metric / st.scale_factor
 }
 
 /// The calculation answer reward: exact string match for a non-numeric ground truth, inclusive
