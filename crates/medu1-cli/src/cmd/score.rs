@@ -1,9 +1,288 @@
-//! `medu1 score` (in progress).
+//! `medu1 score`: score a JSONL file of responses with the Med-U1 reward.
+//!
+//! One [`ScoreRequest`] per input line, one output line per input line in the same order (reward,
+//! terms and components; `--explain` adds the full trace). A line that cannot be scored still gets
+//! an output line, with an `error` object naming the line and the field, so nothing is silently
+//! dropped. A summary by data source goes to stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use medu1_core::atomic::AtomicFile;
+use medu1_reward::{Profile, RowError, ScoreOptions, ScoreOutput, ScoreRequest, score_request};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
-    input: std::path::PathBuf,
+    /// JSONL input: one request per line (`data_source`, `solution_str` or `prompt`+`response`,
+    /// `ground_truth`, optional `lower_limit`/`upper_limit`, `num_tokens`,
+    /// `valid_response_length`, `settings`).
+    input: PathBuf,
+    /// Output JSONL (written atomically); stdout when omitted.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// `med-u1` (the reference, default), `corrected`, or a TOML/JSON profile file.
+    #[arg(long, default_value = "med-u1")]
+    profile: String,
+    /// Attach the full per-sample trace to every output line.
+    #[arg(long)]
+    explain: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Exit with an error status when any line failed.
+    #[arg(long)]
+    strict: bool,
 }
 
-pub fn run(_a: ScoreArgs) -> anyhow::Result<()> {
-    anyhow::bail!("medu1 score is not implemented yet")
+/// A preset name or a profile file.
+pub fn load_profile(spec: &str) -> Result<Profile> {
+    if let Some(p) = Profile::preset(spec) {
+        return Ok(p);
+    }
+    let path = Path::new(spec);
+    if !path.is_file() {
+        bail!(
+            "unknown profile {spec:?}: not a preset ({}) and not a file",
+            Profile::PRESETS.join(", ")
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let profile: Profile = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+    } else {
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+    };
+    Ok(profile)
+}
+
+/// The field named in a serde error message (serde quotes field names in backticks).
+fn field_of(msg: &str) -> Option<String> {
+    let a = msg.find('`')?;
+    let b = msg[a + 1..].find('`')?;
+    Some(msg[a + 1..a + 1 + b].to_owned())
+}
+
+/// One scored or failed line.
+struct Row {
+    data_source: Option<String>,
+    result: Result<ScoreOutput, RowError>,
+}
+
+fn score_line(profile: &Profile, line: &str, opts: ScoreOptions) -> Row {
+    if line.trim().is_empty() {
+        let e = RowError::Invalid {
+            field: None,
+            message: "empty line".into(),
+        };
+        return Row {
+            data_source: None,
+            result: Err(e),
+        };
+    }
+    match serde_json::from_str::<ScoreRequest>(line) {
+        Ok(req) => {
+            let result = score_request(profile, &req, opts);
+            Row {
+                data_source: Some(req.data_source),
+                result,
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            // Keep the data source for the summary when the line is JSON at all.
+            let data_source = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v.get("data_source")?.as_str().map(str::to_owned));
+            let field = field_of(&message);
+            Row {
+                data_source,
+                result: Err(RowError::Invalid { field, message }),
+            }
+        }
+    }
+}
+
+fn output_line(n: usize, row: &Row) -> Result<String> {
+    let v = match &row.result {
+        Ok(out) => {
+            let mut v = serde_json::to_value(out)?;
+            if let Value::Object(m) = &mut v {
+                m.insert("line".into(), json!(n));
+                m.insert("data_source".into(), json!(row.data_source));
+            }
+            v
+        }
+        Err(e) => json!({
+            "line": n,
+            "data_source": row.data_source,
+            "error": {
+                "line": n,
+                "field": e.field(),
+                "message": e.to_string(),
+                "detail": e,
+            }
+        }),
+    };
+    Ok(serde_json::to_string(&v)?)
+}
+
+#[derive(Default)]
+struct Summary {
+    n: usize,
+    scored: usize,
+    reward: f64,
+    format_ok: usize,
+    correct: usize,
+    errors: usize,
+}
+
+pub fn run(a: ScoreArgs) -> Result<()> {
+    let profile = load_profile(&a.profile)?;
+    let text = std::fs::read_to_string(&a.input)
+        .with_context(|| format!("reading {}", a.input.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let opts = ScoreOptions {
+        components: true,
+        trace: a.explain,
+    };
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()?;
+    let rows: Vec<Row> = pool.install(|| {
+        lines
+            .par_iter()
+            .map(|l| score_line(&profile, l, opts))
+            .collect()
+    });
+
+    let mut out: Box<dyn Write> = Box::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    let mut file = None;
+    if let Some(path) = &a.output {
+        file =
+            Some(AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?);
+    }
+    let mut summary: BTreeMap<String, Summary> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let line = output_line(i + 1, row)?;
+        match file.as_mut() {
+            Some(f) => writeln!(f, "{line}")?,
+            None => writeln!(out, "{line}")?,
+        }
+        let key = row
+            .data_source
+            .clone()
+            .unwrap_or_else(|| "(unknown)".into());
+        let s = summary.entry(key).or_default();
+        s.n += 1;
+        match &row.result {
+            Ok(o) => {
+                s.scored += 1;
+                s.reward += o.reward;
+                s.format_ok += usize::from(o.format_valid);
+                s.correct += usize::from(o.answer > 0.0);
+            }
+            Err(_) => s.errors += 1,
+        }
+    }
+    out.flush()?;
+    drop(out);
+    if let Some(f) = file {
+        f.commit().context("writing the output file")?;
+    }
+
+    let errors: usize = summary.values().map(|s| s.errors).sum();
+    eprintln!(
+        "profile {} ({} lines, {errors} errors)",
+        profile.name,
+        rows.len()
+    );
+    eprintln!(
+        "{:<28} {:>7} {:>12} {:>12} {:>10} {:>7}",
+        "data_source", "n", "mean reward", "format rate", "accuracy", "errors"
+    );
+    for (ds, s) in &summary {
+        let d = s.scored.max(1) as f64;
+        eprintln!(
+            "{:<28} {:>7} {:>12.4} {:>12.4} {:>10.4} {:>7}",
+            ds,
+            s.n,
+            s.reward / d,
+            s.format_ok as f64 / d,
+            s.correct as f64 / d,
+            s.errors
+        );
+    }
+    if errors > 0 {
+        eprintln!("{errors} line(s) could not be scored; see their `error` objects");
+        if a.strict {
+            bail!("{errors} line(s) could not be scored");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_name_line_and_field() {
+        let p = Profile::med_u1();
+        let opts = ScoreOptions::default();
+        let row = score_line(&p, r#"{"data_source":"MedIQ","solution_str":"x"}"#, opts);
+        let line = output_line(7, &row).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["error"]["line"], 7);
+        assert_eq!(v["error"]["field"], "ground_truth");
+        assert_eq!(v["data_source"], "MedIQ");
+
+        let row = score_line(
+            &p,
+            r#"{"data_source":"MedCalc-Bench","solution_str":"Assistant:<answer>5</answer>","ground_truth":"5","lower_limit":"abc"}"#,
+            opts,
+        );
+        let v: Value = serde_json::from_str(&output_line(1, &row).unwrap()).unwrap();
+        assert_eq!(v["error"]["field"], "lower_limit");
+        assert_eq!(v["error"]["detail"]["python_exception"], "ValueError");
+    }
+
+    #[test]
+    fn good_lines_carry_terms() {
+        let p = Profile::med_u1();
+        let opts = ScoreOptions {
+            components: true,
+            trace: false,
+        };
+        let row = score_line(
+            &p,
+            r#"{"data_source":"MedIQ","solution_str":"Assistant:<think>x</think><answer>B</answer>","ground_truth":"B"}"#,
+            opts,
+        );
+        let v: Value = serde_json::from_str(&output_line(1, &row).unwrap()).unwrap();
+        assert_eq!(v["reward"], 2.0);
+        assert_eq!(v["format"], 1.0);
+        assert_eq!(v["components"]["ems"], 100.0);
+    }
+
+    #[test]
+    fn profiles_load_from_presets_and_toml() {
+        assert_eq!(load_profile("corrected").unwrap().name, "corrected");
+        let dir = std::env::temp_dir().join(format!("medu1-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("p.toml");
+        std::fs::write(&f, "name = \"mine\"\n[settings]\nreward_metric = \"EMS\"\n[fixes]\nbleu_percent_scale = true\n").unwrap();
+        let p = load_profile(f.to_str().unwrap()).unwrap();
+        assert_eq!(p.name, "mine");
+        assert!(p.fixes.bleu_percent_scale);
+        assert!(load_profile("nope-not-a-file").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
