@@ -1,15 +1,26 @@
 //! GRPO for medical reasoning (spec §4): advantages, the clipped policy loss with KL and entropy
-//! terms, a fused AdamW with the reference's schedule, and the training loop's supporting pieces.
+//! terms, a fused AdamW with the reference's schedule, and the loop that owns model, optimiser and
+//! schedule ([`Grpo`]), with atomic checkpoints and per-step metrics.
 //!
 //! The numerical pieces are independent of any model so they can be tested on hand-computed cases;
-//! the loop that owns model, optimiser and schedule builds on them.
+//! the loop builds on them.
 
 pub mod advantage;
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod dataset;
+pub mod grpo;
 pub mod loss;
+pub mod metrics;
 pub mod optim;
+pub mod rollout;
 
 pub use advantage::{AdvantageEstimator, advantages, zero_variance_share};
+pub use config::{TrainConfig, load_toml};
+pub use grpo::{Exporter, Grpo, Progress, TrainError};
 pub use loss::{
     ClipRange, KlEstimator, LossAgg, PolicyLoss, entropy_from_logits, kl_penalty, policy_loss,
 };
 pub use optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
+pub use rollout::{MedU1Rewarder, RewardInput, RewardOutput, Rewarder};

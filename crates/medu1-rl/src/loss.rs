@@ -10,15 +10,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum KlEstimator {
-    /// k1: `logp - ref`.
+    /// k1: `logp - ref` (verl's "kl").
+    #[serde(alias = "kl")]
     K1,
     /// `|logp - ref|`.
     Abs,
     /// k2: `0.5 (logp - ref)^2` (verl's "mse").
+    #[serde(alias = "mse")]
     K2,
     /// k3 (Schulman's low-variance estimator): `exp(ref - logp) - (ref - logp) - 1`, clamped to
     /// [-10, 10] as the reference does (verl's "low_var_kl").
     #[default]
+    #[serde(alias = "low_var_kl")]
     K3,
 }
 

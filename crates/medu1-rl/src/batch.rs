@@ -1,0 +1,168 @@
+//! Packing prompt + response sequences into padded tensors, and the per-token log-probabilities
+//! (and entropies) of the response tokens under a model.
+//!
+//! Layout: prompts left-padded to a common width P, responses right-padded to a common width R,
+//! so every response starts at column P and the logits that predict it are columns P-1..P+R-1.
+//! Only those columns go through the softmax, which halves the memory of long-prompt batches.
+
+use candle_core::{D, DType, Device, Result, Tensor};
+use medu1_model::Model;
+
+/// One sequence of a training batch.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    pub prompt: Vec<u32>,
+    pub response: Vec<u32>,
+    pub advantage: f32,
+}
+
+#[derive(Debug)]
+pub struct Packed {
+    /// `[b, P+R]` token ids.
+    pub ids: Tensor,
+    /// `[b, P+R]` 1 for real tokens.
+    pub attention: Tensor,
+    /// `[b, R]` response token ids (0 in padding).
+    pub response_ids: Tensor,
+    /// `[b, R]` 1 for real response tokens.
+    pub mask: Tensor,
+    /// `[b, R]` the sequence's advantage at every response position.
+    pub advantages: Tensor,
+    pub prompt_width: usize,
+    pub response_width: usize,
+}
+
+pub fn pack(seqs: &[&Sequence]) -> Result<Packed> {
+    let b = seqs.len();
+    let p = seqs
+        .iter()
+        .map(|s| s.prompt.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let r = seqs
+        .iter()
+        .map(|s| s.response.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let w = p + r;
+    let mut ids = vec![0u32; b * w];
+    let mut att = vec![0f32; b * w];
+    let mut rids = vec![0u32; b * r];
+    let mut mask = vec![0f32; b * r];
+    let mut adv = vec![0f32; b * r];
+    for (i, s) in seqs.iter().enumerate() {
+        let off = p - s.prompt.len();
+        for (j, &t) in s.prompt.iter().enumerate() {
+            ids[i * w + off + j] = t;
+            att[i * w + off + j] = 1.0;
+        }
+        for (j, &t) in s.response.iter().enumerate() {
+            ids[i * w + p + j] = t;
+            att[i * w + p + j] = 1.0;
+            rids[i * r + j] = t;
+            mask[i * r + j] = 1.0;
+            adv[i * r + j] = s.advantage;
+        }
+    }
+    let dev = Device::Cpu;
+    Ok(Packed {
+        ids: Tensor::from_vec(ids, (b, w), &dev)?,
+        attention: Tensor::from_vec(att, (b, w), &dev)?,
+        response_ids: Tensor::from_vec(rids, (b, r), &dev)?,
+        mask: Tensor::from_vec(mask, (b, r), &dev)?,
+        advantages: Tensor::from_vec(adv, (b, r), &dev)?,
+        prompt_width: p,
+        response_width: r,
+    })
+}
+
+/// Log-probabilities `[b, R]` of the response tokens at `temperature`, and optionally the
+/// per-token entropy `[b, R]` of the same distributions. Differentiable for a train-mode model.
+pub fn response_logprobs(
+    model: &Model,
+    batch: &Packed,
+    temperature: f64,
+    with_entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let logits = model
+        .forward(&batch.ids, Some(&batch.attention))
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    let logits = logits.narrow(1, batch.prompt_width - 1, batch.response_width)?;
+    let logits = if temperature != 1.0 && temperature > 0.0 {
+        (logits / temperature)?
+    } else {
+        logits
+    };
+    let lsm = candle_nn_free_log_softmax(&logits)?;
+    let (b, r) = batch.response_ids.dims2()?;
+    let idx = batch.response_ids.reshape((b, r, 1))?.contiguous()?;
+    let lp = lsm.contiguous()?.gather(&idx, 2)?.squeeze(2)?;
+    let ent = if with_entropy {
+        // H = -Σ p log p, from the same log-softmax.
+        Some(lsm.exp()?.mul(&lsm)?.sum(D::Minus1)?.neg()?)
+    } else {
+        None
+    };
+    Ok((lp, ent))
+}
+
+/// `x - logsumexp(x)` over the last dimension, from differentiable ops only.
+fn candle_nn_free_log_softmax(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Sum of `x * mask` and the mask's sum, as f64 scalars (metrics).
+pub fn masked_sum(x: &Tensor, mask: &Tensor) -> Result<(f64, f64)> {
+    let s = (x * mask)?
+        .sum_all()?
+        .to_dtype(DType::F64)?
+        .to_scalar::<f64>()?;
+    let n = mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok((s, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packing_aligns_responses_at_the_prompt_width() {
+        let a = Sequence {
+            prompt: vec![5, 6, 7],
+            response: vec![8],
+            advantage: 1.5,
+        };
+        let b = Sequence {
+            prompt: vec![9],
+            response: vec![10, 11, 12],
+            advantage: -0.5,
+        };
+        let p = pack(&[&a, &b]).unwrap();
+        assert_eq!((p.prompt_width, p.response_width), (3, 3));
+        assert_eq!(
+            p.ids.to_vec2::<u32>().unwrap(),
+            vec![vec![5, 6, 7, 8, 0, 0], vec![0, 0, 9, 10, 11, 12]]
+        );
+        assert_eq!(
+            p.attention.to_vec2::<f32>().unwrap(),
+            vec![vec![1., 1., 1., 1., 0., 0.], vec![0., 0., 1., 1., 1., 1.]]
+        );
+        assert_eq!(
+            p.mask.to_vec2::<f32>().unwrap(),
+            vec![vec![1., 0., 0.], vec![1., 1., 1.]]
+        );
+        assert_eq!(
+            p.advantages.to_vec2::<f32>().unwrap()[1],
+            vec![-0.5, -0.5, -0.5]
+        );
+        assert_eq!(
+            p.advantages.to_vec2::<f32>().unwrap()[0],
+            vec![1.5, 0.0, 0.0]
+        );
+    }
+}

@@ -1,0 +1,413 @@
+//! Training configuration: plain serde structs read from TOML, every field overridable on the
+//! command line with `--set section.field=value`, and saved into the run folder so a run can be
+//! reproduced and resumed from what it recorded.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::advantage::AdvantageEstimator;
+use crate::loss::{KlEstimator, LossAgg};
+use crate::optim::LrSchedule;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("override `{0}`: expected section.field=value")]
+    OverrideSyntax(String),
+    #[error("override `{key}`: {message}")]
+    Override { key: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// One training source and its share of the prompts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    pub path: PathBuf,
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Read at most this many items of the file (after loading, in file order).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Skip this many items first (e.g. to hold out the head of a file for validation).
+    #[serde(default)]
+    pub skip: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub train: Vec<DataFile>,
+    pub val: Vec<DataFile>,
+    /// `keep` (the file's own budget), or a budget mode: none, exact, max, log, both, both-both,
+    /// fixed:K.
+    pub budget: String,
+    /// `released` (the released parquet prompts, default) or `script`.
+    pub variant: String,
+    /// Prompts longer than this (in tokens) are filtered out, as the reference's dataset does.
+    pub max_prompt_tokens: usize,
+    /// `model` (the template stored with the model), `chatml`, `qwen25`, `llama3`, or a file.
+    pub chat_template: String,
+    /// Apply the chat template twice, as the reference's training does (spec §1.5).
+    pub double_template: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            train: Vec::new(),
+            val: Vec::new(),
+            budget: "keep".into(),
+            variant: "released".into(),
+            max_prompt_tokens: 1024,
+            chat_template: "model".into(),
+            double_template: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// `default` (the embedded SmolLM2), a GGUF file or a Hugging Face folder.
+    pub path: String,
+    /// Weight format of the rollout copy: `q8_0` (fastest), `f32`, `original`.
+    pub rollout_quant: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            path: "default".into(),
+            rollout_quant: "q8_0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutConfig {
+    /// Prompts per step (the reference's `train_batch_size`).
+    pub prompts_per_step: usize,
+    /// Responses per prompt (the group size).
+    pub n: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+    pub max_response_tokens: usize,
+    /// Text that starts the assistant turn (e.g. `<think>\n`): part of the prompt for the model,
+    /// part of the response for the reward's format check and length.
+    pub prefill: String,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig {
+            prompts_per_step: 4,
+            n: 8,
+            temperature: 0.6,
+            top_p: 1.0,
+            top_k: 0,
+            max_response_tokens: 512,
+            prefill: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RewardSection {
+    /// `med-u1`, `corrected` or a profile file.
+    pub profile: String,
+    /// Per-field changes to the profile's settings.
+    pub settings: medu1_reward::SettingsOverride,
+    /// Reward given when the reference scorer raises (unknown data source, bad limits).
+    pub error_reward: f64,
+}
+
+impl Default for RewardSection {
+    fn default() -> Self {
+        RewardSection {
+            profile: "med-u1".into(),
+            settings: Default::default(),
+            error_reward: -3.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlgorithmConfig {
+    pub advantage: AdvantageEstimator,
+    pub epsilon: f32,
+    pub clip_low: f64,
+    pub clip_high: f64,
+    pub use_kl_loss: bool,
+    pub kl: KlEstimator,
+    pub kl_coef: f64,
+    pub entropy_coef: f64,
+    pub loss_agg: LossAgg,
+}
+
+impl Default for AlgorithmConfig {
+    /// The reference run (spec §4.7).
+    fn default() -> Self {
+        AlgorithmConfig {
+            advantage: AdvantageEstimator::Grpo,
+            epsilon: 1e-6,
+            clip_low: 0.2,
+            clip_high: 0.2,
+            use_kl_loss: true,
+            kl: KlEstimator::K3,
+            kl_coef: 0.001,
+            entropy_coef: 0.001,
+            loss_agg: LossAgg::TokenMean,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global-norm gradient clipping (0 disables).
+    pub grad_clip: f64,
+    pub schedule: LrSchedule,
+    /// Optimizer steps per rollout batch (the batch is split into this many mini-batches).
+    pub mini_batches: usize,
+    /// Sequences per forward/backward pass; gradients accumulate over a mini-batch.
+    pub micro_batch_size: usize,
+    /// Passes over each rollout batch.
+    pub ppo_epochs: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            lr: 1e-6,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            grad_clip: 1.0,
+            schedule: LrSchedule::default(),
+            mini_batches: 1,
+            micro_batch_size: 4,
+            ppo_epochs: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainerConfig {
+    pub steps: usize,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    pub save_every: usize,
+    /// Checkpoints kept (oldest deleted first).
+    pub keep_last: usize,
+    /// Validate every this many steps (0: never during training); also after the last step.
+    pub val_every: usize,
+    /// Validate before the first step too.
+    pub val_before_train: bool,
+    /// Validation responses per prompt.
+    pub val_n: usize,
+    pub val_temperature: f64,
+    /// Also write a Hugging Face folder (safetensors + config.json + tokenizer) per checkpoint.
+    pub export_hf: bool,
+    /// Warn when at least this share of groups has zero reward variance.
+    pub zero_variance_warn: f64,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        TrainerConfig {
+            steps: 10,
+            seed: 42,
+            out_dir: PathBuf::from("runs/grpo"),
+            save_every: 0,
+            keep_last: 2,
+            val_every: 0,
+            val_before_train: true,
+            val_n: 1,
+            val_temperature: 0.6,
+            export_hf: true,
+            zero_variance_warn: 0.5,
+        }
+    }
+}
+
+/// The whole GRPO configuration (`configs/*.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub model: ModelSection,
+    pub data: DataConfig,
+    pub rollout: RolloutConfig,
+    pub reward: RewardSection,
+    pub algorithm: AlgorithmConfig,
+    pub optim: OptimConfig,
+    pub trainer: TrainerConfig,
+}
+
+/// Reads a TOML file into `T` after applying `section.field=value` overrides (values are TOML:
+/// `rollout.n=4`, `model.path="x.gguf"`, bare words are taken as strings). Relative data paths are
+/// kept as written (relative to the working directory).
+pub fn load_toml<T: serde::de::DeserializeOwned>(
+    path: Option<&Path>,
+    overrides: &[String],
+) -> Result<T, ConfigError> {
+    let mut doc: toml::Table = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                path: p.to_path_buf(),
+                source: e,
+            })?;
+            toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: p.to_path_buf(),
+                message: e.to_string(),
+            })?
+        }
+        None => toml::Table::new(),
+    };
+    for o in overrides {
+        apply_override(&mut doc, o)?;
+    }
+    let p = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("<defaults>"));
+    toml::Value::Table(doc)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: p,
+            message: e.to_string(),
+        })
+}
+
+fn apply_override(doc: &mut toml::Table, o: &str) -> Result<(), ConfigError> {
+    let (key, raw) = o
+        .split_once('=')
+        .ok_or_else(|| ConfigError::OverrideSyntax(o.to_string()))?;
+    let key = key.trim();
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or(toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.trim().to_string()),
+    };
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| ConfigError::OverrideSyntax(o.into()))?;
+    let mut table = doc;
+    for p in parts {
+        let entry = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
+            key: key.to_string(),
+            message: format!("`{p}` is not a section"),
+        })?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.data.train.is_empty() {
+            return bad("data.train lists no files");
+        }
+        if self.rollout.n == 0 || self.rollout.prompts_per_step == 0 {
+            return bad("rollout.n and rollout.prompts_per_step must be at least 1");
+        }
+        if self.optim.micro_batch_size == 0
+            || self.optim.mini_batches == 0
+            || self.optim.ppo_epochs == 0
+        {
+            return bad(
+                "optim.micro_batch_size, optim.mini_batches and optim.ppo_epochs must be at least 1",
+            );
+        }
+        let batch = self.rollout.n * self.rollout.prompts_per_step;
+        if !batch.is_multiple_of(self.optim.mini_batches) {
+            return bad("rollout.n × rollout.prompts_per_step must divide into optim.mini_batches");
+        }
+        if self.data.train.iter().any(|f| f.weight.is_nan() || f.weight <= 0.0) {
+            return bad("every data.train weight must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_reach_nested_fields_and_types() {
+        let cfg: TrainConfig = load_toml(
+            None,
+            &[
+                "rollout.n=4".into(),
+                "model.path=/tmp/x.gguf".into(),
+                "algorithm.kl=\"k2\"".into(),
+                "optim.schedule.kind=\"cosine\"".into(),
+                "optim.schedule.warmup_steps=2".into(),
+                "optim.schedule.total_steps=10".into(),
+                "trainer.export_hf=false".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.rollout.n, 4);
+        assert_eq!(cfg.model.path, "/tmp/x.gguf");
+        assert_eq!(cfg.algorithm.kl, KlEstimator::K2);
+        assert!(!cfg.trainer.export_hf);
+        assert_eq!(
+            cfg.optim.schedule,
+            LrSchedule::Cosine {
+                warmup_steps: 2,
+                total_steps: 10,
+                min_ratio: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_name() {
+        let e = load_toml::<TrainConfig>(None, &["rollout.group_size=4".into()]).unwrap_err();
+        assert!(e.to_string().contains("group_size"), "{e}");
+        let e = load_toml::<TrainConfig>(None, &["nonsense".into()]).unwrap_err();
+        assert!(matches!(e, ConfigError::OverrideSyntax(_)));
+    }
+
+    #[test]
+    fn defaults_mirror_the_reference_run() {
+        let c = TrainConfig::default();
+        assert_eq!(c.optim.lr, 1e-6);
+        assert_eq!(c.algorithm.kl_coef, 0.001);
+        assert_eq!(c.algorithm.kl, KlEstimator::K3);
+        assert_eq!(c.rollout.temperature, 0.6);
+        assert_eq!(c.optim.schedule.multiplier(0), 0.0);
+    }
+}

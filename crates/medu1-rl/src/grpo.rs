@@ -1,0 +1,633 @@
+//! The GRPO loop (spec §4.1): rollouts, rewards, group advantages, reference and old log-probs,
+//! clipped policy updates with KL and entropy terms, metrics, validation and checkpoints.
+//!
+//! [`Grpo`] owns the policy (train mode, f32 `Var`s), a frozen reference copy, a rollout copy in
+//! the fast inference format (rebuilt from the policy after each update), the optimiser and the
+//! schedule; [`Grpo::step`] runs one step and returns its metrics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use medu1_model::{InferQuant, LoadOptions, Mode, Model, SamplingParams, Tokenizer};
+
+use crate::advantage::{advantages, zero_variance_share};
+use crate::batch::{Packed, Sequence, masked_sum, pack, response_logprobs};
+use crate::checkpoint::{self, TrainerState};
+use crate::config::TrainConfig;
+use crate::dataset::{PromptPool, PromptRenderer, load_sources};
+use crate::loss::{ClipRange, aggregate, kl_penalty, policy_loss};
+use crate::metrics::{MetricsLog, Record, mean_std};
+use crate::optim::{AdamW, AdamWConfig, clip_grad_norm};
+use crate::rollout::{Rewarder, Scored, rollout};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Data(#[from] crate::dataset::DataError),
+    #[error(transparent)]
+    Model(#[from] medu1_model::ModelError),
+    #[error(transparent)]
+    Tensor(#[from] candle_core::Error),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid model.rollout_quant `{0}`: use q8_0, f32 or original")]
+    Quant(String),
+    #[error("checkpoint {path} was written by a `{found}` run, not `{expected}`")]
+    Kind {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// Progress events for a CLI to show.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// Tokens generated in the current rollout.
+    Tokens(usize),
+    /// A phase of the step started.
+    Phase(&'static str),
+}
+
+pub fn rollout_quant(name: &str) -> Result<InferQuant> {
+    match name {
+        "q8_0" | "q8" => Ok(InferQuant::Q8_0),
+        "f32" => Ok(InferQuant::F32),
+        "original" => Ok(InferQuant::Original),
+        o => Err(TrainError::Quant(o.to_string())),
+    }
+}
+
+/// An inference-mode copy of `policy`'s current weights.
+pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
+    let tensors: HashMap<String, Tensor> = policy
+        .trainable_vars()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+        .collect();
+    Ok(Model::from_tensors(
+        policy.config().clone(),
+        tensors,
+        LoadOptions {
+            mode: Mode::Infer,
+            quant,
+        },
+    )?)
+}
+
+/// Per-sample outcome of a validation pass.
+#[derive(Debug, Clone, Default)]
+pub struct ValResult {
+    pub records: Record,
+}
+
+#[derive(Debug)]
+pub struct Grpo {
+    pub cfg: TrainConfig,
+    pub policy: Model,
+    reference: Option<Model>,
+    rollout_model: Option<Model>,
+    quant: InferQuant,
+    pub tokenizer: Tokenizer,
+    pub train: PromptPool,
+    pub val: Option<PromptPool>,
+    pub opt: AdamW,
+    rewarder: Box<dyn Rewarder + Send>,
+    pub step: u64,
+    pub run_dir: PathBuf,
+    pub metrics: MetricsLog,
+    /// Writes a Hugging Face export into a folder (the CLI adds tokenizer files).
+    pub export_hf: Option<Exporter>,
+}
+
+/// Writes a Hugging Face folder for a policy (weights, config, tokenizer files).
+pub struct Exporter(pub Box<ExportFn>);
+
+/// The function behind an [`Exporter`].
+pub type ExportFn = dyn Fn(&Model, &Path) -> std::result::Result<(), String> + Send;
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exporter")
+    }
+}
+
+impl Grpo {
+    /// Builds the trainer from a loaded policy (train mode) and tokenizer. With `resume`, the
+    /// newest checkpoint of `cfg.trainer.out_dir` is restored.
+    pub fn new(
+        cfg: TrainConfig,
+        policy: Model,
+        tokenizer: Tokenizer,
+        rewarder: Box<dyn Rewarder + Send>,
+        resume: bool,
+    ) -> Result<Grpo> {
+        cfg.validate()?;
+        let quant = rollout_quant(&cfg.model.rollout_quant)?;
+        let renderer = PromptRenderer::new(&cfg.data, &cfg.rollout.prefill, &tokenizer)?;
+        let train = PromptPool::new(
+            load_sources(&cfg.data.train, &cfg.data, &renderer, cfg.trainer.seed)?,
+            cfg.trainer.seed,
+        );
+        let val = if cfg.data.val.is_empty() {
+            None
+        } else {
+            Some(PromptPool::new(
+                load_sources(
+                    &cfg.data.val,
+                    &cfg.data,
+                    &renderer,
+                    cfg.trainer.seed ^ 0x7a1,
+                )?,
+                cfg.trainer.seed,
+            ))
+        };
+        let reference = if cfg.algorithm.use_kl_loss {
+            Some(snapshot(&policy, InferQuant::F32)?)
+        } else {
+            None
+        };
+        let vars: Vec<Var> = policy
+            .trainable_vars()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect();
+        let o = &cfg.optim;
+        let mut opt = AdamW::new(
+            vars,
+            AdamWConfig {
+                lr: o.lr,
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            },
+        )?;
+        let run_dir = cfg.trainer.out_dir.clone();
+        let mut train = train;
+        let mut step = 0;
+        if resume && let Some(dir) = checkpoint::latest(&run_dir) {
+            let loaded = checkpoint::load(&dir, policy.trainable_vars())?;
+            if loaded.state.kind != "grpo" {
+                return Err(TrainError::Kind {
+                    path: dir,
+                    found: loaded.state.kind,
+                    expected: "grpo".into(),
+                });
+            }
+            opt.restore(loaded.moments, loaded.state.optimizer_step)?;
+            train.cursor = loaded.state.cursor;
+            step = loaded.state.step;
+        }
+        let metrics = MetricsLog::open(&run_dir, Some(step)).map_err(|e| TrainError::Io {
+            path: run_dir.clone(),
+            source: e,
+        })?;
+        let cfg_path = run_dir.join("config.toml");
+        let text = toml::to_string_pretty(&cfg).unwrap_or_default();
+        medu1_core::atomic::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
+            TrainError::Io {
+                path: cfg_path,
+                source: e,
+            }
+        })?;
+        Ok(Grpo {
+            cfg,
+            policy,
+            reference,
+            rollout_model: None,
+            quant,
+            tokenizer,
+            train,
+            val,
+            opt,
+            rewarder,
+            step,
+            run_dir,
+            metrics,
+            export_hf: None,
+        })
+    }
+
+    fn sampling(&self, temperature: f64, seed: u64) -> SamplingParams {
+        let r = &self.cfg.rollout;
+        SamplingParams {
+            temperature: temperature as f32,
+            top_p: r.top_p as f32,
+            top_k: r.top_k,
+            seed,
+            max_new_tokens: r.max_response_tokens,
+            stop_token_ids: self.tokenizer.default_stop_ids(),
+            stop_strings: Vec::new(),
+        }
+    }
+
+    fn rollout_model(&mut self) -> Result<&Model> {
+        if self.rollout_model.is_none() {
+            self.rollout_model = Some(snapshot(&self.policy, self.quant)?);
+        }
+        Ok(self.rollout_model.as_ref().expect("just built"))
+    }
+
+    /// One training step; returns its metrics (also appended to the run's metrics log).
+    pub fn step(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<Record> {
+        let t_step = Instant::now();
+        let step = self.step + 1;
+        let rc = self.cfg.rollout.clone();
+        let draws = self.train.draw(step, rc.prompts_per_step);
+
+        progress(Progress::Phase("rollout"));
+        let t0 = Instant::now();
+        let params = self.sampling(
+            rc.temperature,
+            self.cfg.trainer.seed.wrapping_mul(1_000_003) ^ step,
+        );
+        self.rollout_model()?;
+        let items: Vec<_> = draws.iter().map(|&d| self.train.item(d)).collect();
+        let model = self.rollout_model.as_ref().expect("built above");
+        let (scored, gstats) = rollout(
+            model,
+            &self.tokenizer,
+            &items,
+            rc.n,
+            &params,
+            self.rewarder.as_ref(),
+            &mut |k| progress(Progress::Tokens(k)),
+        )?;
+        let t_rollout = t0.elapsed().as_secs_f64();
+
+        let rewards: Vec<f32> = scored.iter().map(|s| s.reward as f32).collect();
+        let groups: Vec<usize> = (0..scored.len()).map(|i| i / rc.n).collect();
+        let adv = advantages(
+            self.cfg.algorithm.advantage,
+            &rewards,
+            &groups,
+            self.cfg.algorithm.epsilon,
+        );
+        let seqs: Vec<Sequence> = scored
+            .iter()
+            .zip(&adv)
+            .enumerate()
+            .map(|(i, (s, &a))| Sequence {
+                prompt: items[i / rc.n].ids.clone(),
+                response: s.completion.token_ids.clone(),
+                advantage: a,
+            })
+            .collect();
+
+        let by_source: Vec<String> = items
+            .iter()
+            .flat_map(|it| std::iter::repeat_n(it.sample.source.clone(), rc.n))
+            .collect();
+        let budgets: Vec<i64> = items
+            .iter()
+            .flat_map(|it| std::iter::repeat_n(it.budget.num_tokens(), rc.n))
+            .collect();
+        drop(items);
+        let by_source: Vec<&str> = by_source.iter().map(String::as_str).collect();
+
+        let mut rec = Record::new();
+        let (upd, times) = self.update(&seqs, progress)?;
+        rec.extend(upd);
+        self.step = step;
+        self.rollout_model = None;
+
+        rec.insert("step".into(), step as f64);
+        rec.insert("time/rollout_s".into(), t_rollout);
+        rec.insert("time/prefill_s".into(), gstats.prefill_secs);
+        rec.insert("time/decode_s".into(), gstats.decode_secs);
+        rec.insert("tokens_per_s/decode".into(), gstats.decode_tok_per_s());
+        rec.insert("tokens_per_s/prefill".into(), gstats.prefill_tok_per_s());
+        for (k, v) in times {
+            rec.insert(k, v);
+        }
+        rec.extend(outcome_metrics("train", &scored, &by_source, &budgets));
+        rec.insert(
+            "zero_variance_share".into(),
+            zero_variance_share(&rewards, &groups),
+        );
+        let (_, adv_std) = mean_std(&adv.iter().map(|&a| a as f64).collect::<Vec<_>>());
+        rec.insert("advantage/std".into(), adv_std);
+
+        let val_every = self.cfg.trainer.val_every;
+        let last = step as usize == self.cfg.trainer.steps;
+        if self.val.is_some() && ((val_every > 0 && (step as usize).is_multiple_of(val_every)) || last) {
+            progress(Progress::Phase("validation"));
+            rec.extend(self.validate(progress)?);
+        }
+        let save_every = self.cfg.trainer.save_every;
+        if (save_every > 0 && (step as usize).is_multiple_of(save_every)) || last {
+            progress(Progress::Phase("checkpoint"));
+            let t = Instant::now();
+            self.save()?;
+            rec.insert("time/checkpoint_s".into(), t.elapsed().as_secs_f64());
+        }
+        rec.insert("time/step_s".into(), t_step.elapsed().as_secs_f64());
+        self.metrics.push(rec.clone()).map_err(|e| TrainError::Io {
+            path: self.run_dir.join("metrics.jsonl"),
+            source: e,
+        })?;
+        Ok(rec)
+    }
+
+    /// Reference and old log-probs, then the policy updates over mini- and micro-batches.
+    fn update(
+        &mut self,
+        seqs: &[Sequence],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Record, Vec<(String, f64)>)> {
+        let alg = self.cfg.algorithm.clone();
+        let o = self.cfg.optim.clone();
+        let temp = self.cfg.rollout.temperature;
+        let micro = o.micro_batch_size;
+        let norm_len = self.cfg.rollout.max_response_tokens;
+        let chunks: Vec<Vec<&Sequence>> = seqs.chunks(micro).map(|c| c.iter().collect()).collect();
+
+        progress(Progress::Phase("reference"));
+        let t = Instant::now();
+        let mut ref_lp: Vec<Option<Tensor>> = vec![None; chunks.len()];
+        let packed: Vec<Packed> = chunks
+            .iter()
+            .map(|c| pack(c))
+            .collect::<candle_core::Result<_>>()?;
+        if let Some(reference) = &self.reference {
+            for (i, p) in packed.iter().enumerate() {
+                ref_lp[i] = Some(response_logprobs(reference, p, temp, false)?.0.detach());
+            }
+        }
+        let t_ref = t.elapsed().as_secs_f64();
+
+        // With one on-policy update per rollout batch the old log-probs equal the current ones;
+        // reuse the training forward's values instead of an extra pass (the ratio is exactly 1).
+        let single_pass = o.ppo_epochs == 1 && o.mini_batches == 1;
+        let t = Instant::now();
+        let mut old_lp: Vec<Option<Tensor>> = vec![None; chunks.len()];
+        if !single_pass {
+            progress(Progress::Phase("old log-probs"));
+            for (i, p) in packed.iter().enumerate() {
+                old_lp[i] = Some(response_logprobs(&self.policy, p, temp, false)?.0.detach());
+            }
+        }
+        let t_old = t.elapsed().as_secs_f64();
+
+        progress(Progress::Phase("update"));
+        let t = Instant::now();
+        let per_mini = chunks.len().div_ceil(o.mini_batches);
+        let vars: Vec<Var> = self.opt.vars().to_vec();
+        let mut sums: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
+        let mut add = |k: &'static str, s: f64, n: f64| {
+            let e = sums.entry(k).or_insert((0.0, 0.0));
+            e.0 += s;
+            e.1 += n;
+        };
+        let mut grad_norms = Vec::new();
+        let mut lrs = Vec::new();
+        for _epoch in 0..o.ppo_epochs {
+            for mini in (0..chunks.len())
+                .collect::<Vec<_>>()
+                .chunks(per_mini.max(1))
+            {
+                let accum = mini.len() as f64;
+                let mut grads: Option<GradStore> = None;
+                for &ci in mini {
+                    let p = &packed[ci];
+                    let (lp, ent) =
+                        response_logprobs(&self.policy, p, temp, alg.entropy_coef != 0.0)?;
+                    let old = match &old_lp[ci] {
+                        Some(t) => t.clone(),
+                        None => lp.detach(),
+                    };
+                    let clip = ClipRange {
+                        low: alg.clip_low,
+                        high: alg.clip_high,
+                    };
+                    let pl = policy_loss(
+                        &old,
+                        &lp,
+                        &p.advantages,
+                        &p.mask,
+                        clip,
+                        alg.loss_agg,
+                        norm_len,
+                    )?;
+                    let mut loss = pl.loss.clone();
+                    let n_tok = p.mask.sum_all()?.to_scalar::<f32>()? as f64;
+                    add("pg_loss", pl.loss.to_scalar::<f32>()? as f64, 1.0);
+                    add("clip_frac", pl.clip_frac as f64 * n_tok, n_tok);
+                    add("approx_kl", pl.approx_kl as f64 * n_tok, n_tok);
+                    if let Some(ent) = &ent {
+                        let e = aggregate(ent, &p.mask, alg.loss_agg, norm_len)?;
+                        let (s, n) = masked_sum(&ent.detach(), &p.mask)?;
+                        add("entropy", s, n);
+                        loss = (loss - (e * alg.entropy_coef)?)?;
+                    }
+                    if let Some(r) = &ref_lp[ci] {
+                        let kld = kl_penalty(&lp, r, alg.kl)?;
+                        let (s, n) = masked_sum(&kld.detach(), &p.mask)?;
+                        add("kl", s, n);
+                        if alg.use_kl_loss {
+                            let k = aggregate(&kld, &p.mask, alg.loss_agg, norm_len)?;
+                            loss = (loss + (k * alg.kl_coef)?)?;
+                        }
+                    }
+                    let loss = (loss / accum)?;
+                    add("loss", loss.to_scalar::<f32>()? as f64 * accum, 1.0);
+                    let g = loss.backward()?;
+                    grads = Some(match grads {
+                        None => g,
+                        Some(mut acc) => {
+                            for v in &vars {
+                                if let Some(gv) = g.get(v) {
+                                    let sum = match acc.get(v) {
+                                        Some(a) => (a + gv)?,
+                                        None => gv.clone(),
+                                    };
+                                    acc.insert(v, sum);
+                                }
+                            }
+                            acc
+                        }
+                    });
+                }
+                let mut grads = grads.unwrap_or_default();
+                let norm = clip_grad_norm(&vars, &mut grads, o.grad_clip)?;
+                let lr = o.lr * o.schedule.multiplier(self.opt.step);
+                self.opt.step(&grads, lr)?;
+                grad_norms.push(norm);
+                lrs.push(lr);
+            }
+        }
+        let t_update = t.elapsed().as_secs_f64();
+
+        let mut rec = Record::new();
+        for (k, (s, n)) in sums {
+            rec.insert(format!("actor/{k}"), if n > 0.0 { s / n } else { 0.0 });
+        }
+        rec.insert(
+            "actor/grad_norm".into(),
+            grad_norms.iter().sum::<f64>() / grad_norms.len().max(1) as f64,
+        );
+        rec.insert("actor/lr".into(), lrs.last().copied().unwrap_or(0.0));
+        let times = vec![
+            ("time/reference_s".to_string(), t_ref),
+            ("time/old_logprob_s".to_string(), t_old),
+            ("time/update_s".to_string(), t_update),
+        ];
+        Ok((rec, times))
+    }
+
+    /// Generates on every validation prompt and reports reward, accuracy and format rate.
+    pub fn validate(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<Record> {
+        let Some(val) = &self.val else {
+            return Ok(Record::new());
+        };
+        let draws = val.all();
+        let n = self.cfg.trainer.val_n.max(1);
+        let params = self.sampling(
+            self.cfg.trainer.val_temperature,
+            self.cfg.trainer.seed ^ 0x7a1,
+        );
+        self.rollout_model()?;
+        let val = self.val.as_ref().expect("checked");
+        let items: Vec<_> = draws.iter().map(|&d| val.item(d)).collect();
+        let model = self.rollout_model.as_ref().expect("built above");
+        let mut scored = Vec::new();
+        // Chunks keep the KV cache small on long validation sets.
+        for chunk in items.chunks(8) {
+            let (s, _) = rollout(
+                model,
+                &self.tokenizer,
+                chunk,
+                n,
+                &params,
+                self.rewarder.as_ref(),
+                &mut |k| progress(Progress::Tokens(k)),
+            )?;
+            scored.extend(s);
+        }
+        let by_source: Vec<&str> = items
+            .iter()
+            .flat_map(|it| std::iter::repeat_n(it.sample.source.as_str(), n))
+            .collect();
+        let budgets: Vec<i64> = items
+            .iter()
+            .flat_map(|it| std::iter::repeat_n(it.budget.num_tokens(), n))
+            .collect();
+        let mut rec = outcome_metrics("val", &scored, &by_source, &budgets);
+        rec.insert("val/items".into(), items.len() as f64);
+        Ok(rec)
+    }
+
+    /// Writes a checkpoint of the current state.
+    pub fn save(&self) -> Result<PathBuf> {
+        let state = TrainerState {
+            step: self.step,
+            optimizer_step: self.opt.step,
+            cursor: self.train.cursor.clone(),
+            kind: "grpo".into(),
+        };
+        let export = |dir: &Path| -> std::result::Result<(), String> {
+            match (&self.export_hf, self.cfg.trainer.export_hf) {
+                (Some(f), true) => (f.0)(&self.policy, &dir.join("hf")),
+                _ => Ok(()),
+            }
+        };
+        Ok(checkpoint::save(
+            &self.run_dir,
+            &state,
+            self.policy.trainable_vars(),
+            &self.opt.moments(),
+            self.cfg.trainer.keep_last,
+            &export,
+        )?)
+    }
+}
+
+/// Reward, accuracy, format, length and budget figures of scored responses, overall and by source.
+pub fn outcome_metrics(
+    prefix: &str,
+    scored: &[Scored],
+    sources: &[&str],
+    budgets: &[i64],
+) -> Record {
+    let mut rec = Record::new();
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, s) in sources.iter().enumerate() {
+        groups.entry(s).or_default().push(i);
+    }
+    let all: Vec<usize> = (0..scored.len()).collect();
+    let mut put = |suffix: &str, idx: &[usize]| {
+        if idx.is_empty() {
+            return;
+        }
+        let n = idx.len() as f64;
+        let r: Vec<f64> = idx.iter().map(|&i| scored[i].reward).collect();
+        let (m, sd) = mean_std(&r);
+        let frac =
+            |f: &dyn Fn(&Scored) -> bool| idx.iter().filter(|&&i| f(&scored[i])).count() as f64 / n;
+        rec.insert(format!("{prefix}/reward/mean{suffix}"), m);
+        rec.insert(format!("{prefix}/reward/std{suffix}"), sd);
+        rec.insert(format!("{prefix}/accuracy{suffix}"), frac(&|s| s.correct));
+        rec.insert(
+            format!("{prefix}/format_rate{suffix}"),
+            frac(&|s| s.format_ok),
+        );
+        rec.insert(format!("{prefix}/error_rate{suffix}"), frac(&|s| s.error));
+        let lens: Vec<f64> = idx.iter().map(|&i| scored[i].length as f64).collect();
+        rec.insert(
+            format!("{prefix}/response_len/mean{suffix}"),
+            mean_std(&lens).0,
+        );
+        rec.insert(
+            format!("{prefix}/response_len/max{suffix}"),
+            lens.iter().copied().fold(0.0, f64::max),
+        );
+        rec.insert(
+            format!("{prefix}/truncated_rate{suffix}"),
+            frac(&|s| s.completion.finish == medu1_core::FinishReason::Length),
+        );
+        // Budget adherence: exact budgets by mean |L - N|, maximum budgets by the share within N.
+        let exact: Vec<f64> = idx
+            .iter()
+            .filter(|&&i| budgets[i] >= 0)
+            .map(|&i| (scored[i].length as f64 - budgets[i] as f64).abs())
+            .collect();
+        if !exact.is_empty() {
+            rec.insert(
+                format!("{prefix}/budget/exact_abs_err{suffix}"),
+                mean_std(&exact).0,
+            );
+        }
+        let maxed: Vec<bool> = idx
+            .iter()
+            .filter(|&&i| budgets[i] < -1)
+            .map(|&i| scored[i].length as i64 <= -budgets[i])
+            .collect();
+        if !maxed.is_empty() {
+            rec.insert(
+                format!("{prefix}/budget/within_max{suffix}"),
+                maxed.iter().filter(|b| **b).count() as f64 / maxed.len() as f64,
+            );
+        }
+        rec.insert(format!("{prefix}/samples{suffix}"), n);
+    };
+    put("", &all);
+    if groups.len() > 1 {
+        for (src, idx) in &groups {
+            put(&format!("/{src}"), idx);
+        }
+    }
+    rec
+}

@@ -1,0 +1,139 @@
+//! Per-step metrics: one JSON object a line in `metrics.jsonl` (appended and flushed each step, so a
+//! crash loses nothing) and the same table as `metrics.csv` (rewritten atomically each step, with
+//! the union of all columns, for spreadsheets and pandas).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// One step's figures by name (`reward/mean`, `reward/mean/MedIQ`, `time/rollout_s`, ...).
+pub type Record = BTreeMap<String, f64>;
+
+#[derive(Debug)]
+pub struct MetricsLog {
+    dir: PathBuf,
+    records: Vec<Record>,
+    jsonl: File,
+}
+
+impl MetricsLog {
+    /// Opens `dir/metrics.jsonl`, keeping the records of steps `<= keep_through` (a resumed run
+    /// drops what the interrupted run logged after its checkpoint) and rewriting the file.
+    pub fn open(dir: &Path, keep_through: Option<u64>) -> std::io::Result<MetricsLog> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("metrics.jsonl");
+        let mut records = Vec::new();
+        if let (Ok(f), Some(last)) = (File::open(&path), keep_through) {
+            for line in BufReader::new(f).lines() {
+                let line = line?;
+                // A torn last line from a crash is dropped: its step is redone.
+                let Ok(rec) = serde_json::from_str::<Record>(&line) else {
+                    continue;
+                };
+                if rec.get("step").is_some_and(|s| *s as u64 <= last) {
+                    records.push(rec);
+                }
+            }
+        }
+        let mut body = String::new();
+        for r in &records {
+            body.push_str(&serde_json::to_string(r).unwrap_or_default());
+            body.push('\n');
+        }
+        medu1_core::atomic::write_atomic(&path, body.as_bytes())?;
+        let jsonl = OpenOptions::new().append(true).open(&path)?;
+        Ok(MetricsLog {
+            dir: dir.to_path_buf(),
+            records,
+            jsonl,
+        })
+    }
+
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    pub fn push(&mut self, rec: Record) -> std::io::Result<()> {
+        let line = serde_json::to_string(&rec).map_err(std::io::Error::other)?;
+        writeln!(self.jsonl, "{line}")?;
+        self.jsonl.flush()?;
+        self.records.push(rec);
+        self.write_csv()
+    }
+
+    fn write_csv(&self) -> std::io::Result<()> {
+        let cols: BTreeSet<&str> = self
+            .records
+            .iter()
+            .flat_map(|r| r.keys().map(String::as_str))
+            .collect();
+        let mut cols: Vec<&str> = cols.into_iter().collect();
+        cols.retain(|c| *c != "step");
+        cols.insert(0, "step");
+        let mut out = cols.join(",");
+        out.push('\n');
+        for r in &self.records {
+            let row: Vec<String> = cols
+                .iter()
+                .map(|c| r.get(*c).map(|v| format!("{v}")).unwrap_or_default())
+                .collect();
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+        medu1_core::atomic::write_atomic(self.dir.join("metrics.csv"), out.as_bytes())
+    }
+}
+
+/// Reads a run's `metrics.jsonl` (for plotting); torn or foreign lines are skipped.
+pub fn read_metrics(run_dir: &Path) -> std::io::Result<Vec<Record>> {
+    let f = File::open(run_dir.join("metrics.jsonl"))?;
+    Ok(BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect())
+}
+
+/// Mean and population standard deviation.
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
+    (m, v.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_truncates_later_steps_and_torn_lines() {
+        let dir = std::env::temp_dir().join(format!("medu1-metrics-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut log = MetricsLog::open(&dir, None).unwrap();
+        for s in 1..=3 {
+            log.push(Record::from([
+                ("step".into(), s as f64),
+                ("x".into(), s as f64 * 2.0),
+            ]))
+            .unwrap();
+        }
+        drop(log);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("metrics.jsonl"))
+            .unwrap();
+        write!(f, "{{\"step\": 4, \"x\"").unwrap();
+        drop(f);
+        let log = MetricsLog::open(&dir, Some(2)).unwrap();
+        assert_eq!(log.records().len(), 2);
+        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
+        assert!(csv.is_empty() || csv.starts_with("step,"));
+        assert_eq!(read_metrics(&dir).unwrap().len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
