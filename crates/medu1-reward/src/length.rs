@@ -11,8 +11,9 @@ pub fn length_delta_raw(num_tokens: i64, valid_response_length: f64) -> Option<f
         None
     } else if num_tokens < 0 {
         let d = l - num_tokens.unsigned_abs() as f64;
-        // (beta * d) * -1 with beta = 1/500; gives -0.0 at d == 0 like the reference.
-        let sc = (1.0 / 500.0) * d * -1.0;
+        // (beta * d) * -1 with beta = 1/500; negation is exactly `* -1` in IEEE arithmetic and
+        // gives -0.0 at d == 0 like the reference.
+        let sc = -((1.0 / 500.0) * d);
         Some(py_max(-1.0, py_min(1.0, sc)))
     } else {
         let z = (l - num_tokens as f64).abs() / 1500.0;

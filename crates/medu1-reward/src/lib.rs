@@ -25,6 +25,7 @@ pub mod length;
 pub mod normalize;
 pub mod profile;
 pub mod pyfloat;
+mod quirks;
 pub mod request;
 pub mod rouge;
 pub mod score;

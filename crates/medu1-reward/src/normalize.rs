@@ -432,10 +432,10 @@ impl Normalized {
                 if i > 0 && CLASS[b[i - 1] as usize] == PUNCT_CLASS {
                     delete |= bit(b[i - 1]);
                 }
-                if let Some(&n) = b.get(i + 1) {
-                    if CLASS[n as usize] == PUNCT_CLASS {
-                        delete |= bit(n);
-                    }
+                if let Some(&n) = b.get(i + 1)
+                    && CLASS[n as usize] == PUNCT_CLASS
+                {
+                    delete |= bit(n);
                 }
             }
         }

@@ -274,7 +274,9 @@ fn calc_answer(answer: &str, input: &Input<'_>) -> Result<bool, RewardError> {
 
 fn within_limits(v: f64, input: &Input<'_>) -> Result<bool, RewardError> {
     let lo = input.lower_limit.to_f64(LimitSide::LowerLimit)?;
-    if !(lo <= v) {
+    // Python's chained comparison: false (and no parse of `u`) when v < l or either is NaN.
+    let above_lower = lo <= v;
+    if !above_lower {
         return Ok(false);
     }
     let hi = input.upper_limit.to_f64(LimitSide::UpperLimit)?;
