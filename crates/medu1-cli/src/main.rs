@@ -38,6 +38,8 @@ enum Command {
     /// MedCalc-Bench calculators: verify them against the benchmark, generate training rows.
     #[command(subcommand)]
     Calc(cmd::calc::CalcCommand),
+    /// Evaluate a model (local or an OpenAI-compatible server) on benchmark suites.
+    Eval(cmd::eval::EvalArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(c) => cmd::bench::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Calc(c) => cmd::calc::run(c),
+        Command::Eval(a) => cmd::eval::run(a),
     }
 }

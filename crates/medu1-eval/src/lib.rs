@@ -1,1 +1,30 @@
-//! (in progress)
+//! The evaluation harness of medu1: run a model over benchmark suites, score every response with
+//! the Med-U1 reward rules (or a benchmark's official rule), and write the table users judge a
+//! model by.
+//!
+//! Generation is behind one trait, [`Backend`], so that the same runner drives the local candle
+//! runtime ([`backend::local`]) and any OpenAI-compatible server ([`backend::openai`]: vLLM,
+//! SGLang, llama.cpp) for models far larger than a CPU can run. medu1 always does the prompting,
+//! scoring and reporting itself, so numbers are comparable across backends.
+//!
+//! Modules: [`suite`] resolves benchmark files, [`runner`] drives generation and writes the
+//! per-item log that [`resume`] reads back, [`score`] applies the grading rules, [`metrics`]
+//! aggregates (Wilson intervals, mean@n, pass@k, maj@n, budget adherence), [`report`] writes
+//! markdown / JSON / CSV and [`plot`] the bar chart.
+
+pub mod backend;
+pub mod error;
+pub mod metrics;
+pub mod plot;
+pub mod report;
+pub mod resume;
+pub mod runner;
+pub mod score;
+pub mod suite;
+
+pub use backend::{Backend, GenParams, Generation, Prompt};
+pub use error::{BackendError, EvalError};
+pub use metrics::{BenchmarkStats, wilson_interval};
+pub use runner::{Benchmark, ItemRecord, ResponseRecord, RunConfig, run};
+pub use score::Rule;
+pub use suite::Suite;
