@@ -30,6 +30,10 @@ enum Command {
     Data(cmd::data::DataCommand),
     /// Score responses with the Med-U1 reward (JSONL in, JSONL out).
     Score(cmd::score::ScoreArgs),
+    /// Train with GRPO (Med-U1) from a TOML configuration.
+    Train(cmd::train::TrainArgs),
+    /// Draw a training run's reward, accuracy, length and KL curves.
+    Plot(cmd::plot::PlotArgs),
     /// Serve Med-U1 rewards over HTTP for OpenRLHF and verl.
     Serve(cmd::serve::ServeArgs),
     /// Benchmarks of medu1's own components.
@@ -40,6 +44,8 @@ enum Command {
     Calc(cmd::calc::CalcCommand),
     /// Evaluate a model (local or an OpenAI-compatible server) on benchmark suites.
     Eval(cmd::eval::EvalArgs),
+    /// Sample completions from a model (the embedded SmolLM2 GGUF by default).
+    Generate(cmd::generate::GenerateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,7 +60,10 @@ fn main() -> anyhow::Result<()> {
         Command::Score(a) => cmd::score::run(a),
         Command::Bench(c) => cmd::bench::run(c),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
         Command::Calc(c) => cmd::calc::run(c),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
     }
 }
