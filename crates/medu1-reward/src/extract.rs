@@ -46,9 +46,63 @@ impl Header {
 static OPEN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"<answer>"));
 static CLOSE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"</answer>"));
 
+static SSISTANT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"ssistant"));
+
 /// `solution_str.split(h, 1)[1]` for the first header `h` that occurs, or the whole string.
+///
+/// All three headers contain `ssistant`, so one scan for it finds every candidate: `Assistant:`
+/// anywhere wins at once; otherwise the first Qwen header, otherwise the first Llama 3 header.
 #[inline]
 pub fn split_header(solution_str: &str) -> (Option<Header>, &str) {
+    let bytes = solution_str.as_bytes();
+    let mut qwen = None;
+    let mut llama = None;
+    let mut at = 0;
+    while let Some(p) = SSISTANT.find(&bytes[at..]) {
+        let p = at + p;
+        at = p + 1;
+        // `p` is where "ssistant" starts; the header's `A`/`a` is at p - 1.
+        let Some(start) = p.checked_sub(1) else {
+            continue;
+        };
+        let rest = &bytes[start..];
+        if rest.starts_with(b"Assistant:") {
+            return (
+                Some(Header::Assistant),
+                &solution_str[start + "Assistant:".len()..],
+            );
+        }
+        if qwen.is_none()
+            && let Some(s) = start.checked_sub("<|im_start|>".len())
+            && bytes[s..].starts_with(Header::Qwen.as_str().as_bytes())
+        {
+            qwen = Some(s);
+        }
+        if llama.is_none()
+            && let Some(s) = start.checked_sub("<|start_header_id|>".len())
+            && bytes[s..].starts_with(Header::Llama3.as_str().as_bytes())
+        {
+            llama = Some(s);
+        }
+    }
+    if let Some(s) = qwen {
+        return (
+            Some(Header::Qwen),
+            &solution_str[s + Header::Qwen.as_str().len()..],
+        );
+    }
+    if let Some(s) = llama {
+        return (
+            Some(Header::Llama3),
+            &solution_str[s + Header::Llama3.as_str().len()..],
+        );
+    }
+    (None, solution_str)
+}
+
+/// The reference's header split, one `find` per header in order (kept to cross-check the
+/// single-scan version in tests).
+pub fn split_header_reference(solution_str: &str) -> (Option<Header>, &str) {
     let bytes = solution_str.as_bytes();
     for h in Header::ALL {
         if let Some(pos) = h.finder().find(bytes) {
@@ -79,6 +133,14 @@ fn last_lazy_match<'a>(s: &'a str, open: &Finder<'_>, open_len: usize) -> Option
 /// The stripped content of the last `<answer>(.*?)</answer>` match of `processed`.
 #[inline]
 pub fn find_answer(processed: &str) -> Option<&str> {
+    crate::format::scan_tags(processed)
+        .answer
+        .map(|(a, b)| py_strip(&processed[a..b]))
+}
+
+/// [`find_answer`] by repeated substring search (the straightforward reading of the regex; kept
+/// to cross-check the tag-scan version in tests).
+pub fn find_answer_reference(processed: &str) -> Option<&str> {
     last_lazy_match(processed, &OPEN, "<answer>".len()).map(py_strip)
 }
 
@@ -106,6 +168,27 @@ pub fn extract_solution(solution_str: &str) -> Extracted<'_> {
         processed,
         answer,
     }
+}
+
+/// [`extract_solution`] and the `check_think` format verdict of its processed string, from one
+/// header scan and one scan of the processed string's `<` bytes.
+#[inline]
+pub fn analyse(solution_str: &str) -> (Extracted<'_>, crate::format::FormatVerdict) {
+    let (header, processed) = split_header(solution_str);
+    let scan = crate::format::scan_tags(processed);
+    let answer = if header.is_some() {
+        scan.answer.map(|(a, b)| py_strip(&processed[a..b]))
+    } else {
+        None
+    };
+    (
+        Extracted {
+            header,
+            processed,
+            answer,
+        },
+        scan.verdict,
+    )
 }
 
 /// The offline-evaluation extractor (VI `extract_solution`): as [`extract_solution`], but with no
@@ -156,6 +239,38 @@ mod tests {
         // Python strip removes U+001C..U+001F, but not U+200B.
         let e = extract_solution("Assistant:<answer>\u{1c}\u{2028}B\u{200b}</answer>");
         assert_eq!(e.answer, Some("B\u{200b}"));
+    }
+
+    #[test]
+    fn tag_scan_matches_substring_search() {
+        let cases = [
+            "<answer>a</answer><answer>b</answer>",
+            "<answer>X<answer>Y</answer>",
+            "<answer>a</answer><answer>dangling",
+            "</answer><answer></answer></answer><answer>q</answer>x",
+            "<answer></answer>",
+            "<<answer>>a<</answer>>",
+            "none",
+        ];
+        for c in cases {
+            assert_eq!(find_answer(c), find_answer_reference(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn single_scan_matches_ordered_finds() {
+        let cases = [
+            "x<|im_start|>assistant\ny Assistant: z",
+            "<|start_header_id|>assistant<|end_header_id|> <|im_start|>assistant",
+            "assistant Assistant Assistant:",
+            "ssistant: <|im_start|>assistant",
+            "<|im_start|>assistant<|im_start|>assistant",
+            "nothing",
+            "",
+        ];
+        for c in cases {
+            assert_eq!(split_header(c), split_header_reference(c), "{c:?}");
+        }
     }
 
     #[test]

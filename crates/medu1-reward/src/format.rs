@@ -57,12 +57,30 @@ impl FormatVerdict {
     }
 }
 
+/// What one pass over the `<` bytes of a processed string finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TagScan {
+    pub verdict: FormatVerdict,
+    /// Byte range of the group of the last lazy `<answer>(.*?)</answer>` match (unstripped).
+    pub answer: Option<(usize, usize)>,
+}
+
 /// `validate_response_structure(processed_str)` with the reason for a failure.
 #[inline]
 pub fn check_format(processed: &str) -> FormatVerdict {
+    scan_tags(processed).verdict
+}
+
+/// Counts the four tags, records their first positions and, on the way, replays the regex
+/// `<answer>(.*?)</answer>` (non-overlapping, left to right): tags never overlap each other, so
+/// walking their occurrences in order is the same as the regex scan.
+#[inline]
+pub(crate) fn scan_tags(processed: &str) -> TagScan {
     let b = processed.as_bytes();
     let mut count = [0usize; 4];
     let mut first = [usize::MAX; 4];
+    let mut open: Option<usize> = None;
+    let mut answer = None;
     // Each tag starts with `<` and contains no other `<`, so non-overlapping counts equal the
     // number of `<` positions where the tag text starts.
     for i in memchr::memchr_iter(b'<', b) {
@@ -82,7 +100,24 @@ pub fn check_format(processed: &str) -> FormatVerdict {
         if first[t] == usize::MAX {
             first[t] = i;
         }
+        match (t, open) {
+            // An opening tag while looking for one starts a match.
+            (2, None) => open = Some(i + "<answer>".len()),
+            // The first closing tag after the opening one ends it (lazy `.*?`).
+            (3, Some(o)) => {
+                answer = Some((o, i));
+                open = None;
+            }
+            _ => {}
+        }
     }
+    TagScan {
+        verdict: verdict(&count, &first),
+        answer,
+    }
+}
+
+fn verdict(count: &[usize; 4], first: &[usize; 4]) -> FormatVerdict {
     for (t, &c) in count.iter().enumerate() {
         if c != 1 {
             return FormatVerdict::TagCount {

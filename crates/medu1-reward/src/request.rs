@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PyException, RewardError};
-use crate::extract::{extract_solution, split_header};
+use crate::extract::{analyse, split_header};
 use crate::profile::{Profile, SettingsOverride};
 use crate::py_split;
 use crate::score::{Input, Limit, Parts, Scorer, score_parts_extracted};
@@ -218,14 +218,14 @@ pub fn score_request(
         valid_response_length: len,
     };
     let scorer = Scorer::for_source(&req.data_source);
-    let ext = extract_solution(&sol);
+    let (ext, verdict) = analyse(&sol);
     let Parts {
         format_valid,
         format,
         answer,
         length,
         total,
-    } = score_parts_extracted(scorer, profile, &input, &ext)?;
+    } = score_parts_extracted(scorer, profile, &input, &ext, verdict.is_valid())?;
     let tr = (opts.trace).then(|| trace(scorer, profile, &input));
     let components = if opts.components {
         Some(match &tr {

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bleu::compute_bleu;
 use crate::ems::ems_normalized;
 use crate::error::{LimitSide, RewardError};
-use crate::extract::{Extracted, extract_solution};
-use crate::format::check_format;
+use crate::extract::{Extracted, analyse, extract_solution};
 use crate::length::length_delta;
 use crate::normalize::Normalized;
 use crate::profile::{Profile, RewardMetric, RewardType};
@@ -110,9 +109,9 @@ pub struct Parts {
 
 /// `F` of the reference: `format_reward` if the format holds, else `-abs(format_reward)`.
 #[inline]
-fn format_term(profile: &Profile, ext: &Extracted<'_>) -> (bool, f64) {
+fn format_term(profile: &Profile, ext: &Extracted<'_>, think_valid: bool) -> (bool, f64) {
     let ok = if profile.settings.check_think {
-        check_format(ext.processed).is_valid()
+        think_valid
     } else {
         ext.answer.is_some()
     };
@@ -289,17 +288,19 @@ pub fn score_parts(
     profile: &Profile,
     input: &Input<'_>,
 ) -> Result<Parts, RewardError> {
-    let ext = extract_solution(input.solution_str);
-    score_parts_extracted(scorer, profile, input, &ext)
+    let (ext, verdict) = analyse(input.solution_str);
+    score_parts_extracted(scorer, profile, input, &ext, verdict.is_valid())
 }
 
+/// [`score_parts`] on an already analysed string (`think_valid`: the `check_think` rule).
 pub(crate) fn score_parts_extracted(
     scorer: Scorer,
     profile: &Profile,
     input: &Input<'_>,
     ext: &Extracted<'_>,
+    think_valid: bool,
 ) -> Result<Parts, RewardError> {
-    let (format_valid, format) = format_term(profile, ext);
+    let (format_valid, format) = format_term(profile, ext, think_valid);
     let (answer, length) = match ext.answer {
         Some(a) if !a.is_empty() => {
             let base = match scorer {

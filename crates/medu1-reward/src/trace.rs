@@ -102,12 +102,13 @@ fn components_of(
 
 /// Scores one sample with `scorer` and explains the result.
 pub fn trace(scorer: Scorer, profile: &Profile, input: &Input<'_>) -> Trace {
-    let ext = extract_solution(input.solution_str);
+    let (ext, verdict) = crate::extract::analyse(input.solution_str);
     let components = components_of(input, ext.header, ext.processed, ext.answer);
-    let (parts, error) = match score_parts_extracted(scorer, profile, input, &ext) {
-        Ok(p) => (Some(p), None),
-        Err(e) => (None, Some(e)),
-    };
+    let (parts, error) =
+        match score_parts_extracted(scorer, profile, input, &ext, verdict.is_valid()) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(e)),
+        };
     let metric_value = match (components.ems, components.bleu) {
         (Some(ems), Some(bleu))
             if scorer == Scorer::ComputeScore
@@ -125,7 +126,7 @@ pub fn trace(scorer: Scorer, profile: &Profile, input: &Input<'_>) -> Trace {
     Trace {
         scorer,
         profile: profile.name.clone(),
-        format: check_format(ext.processed),
+        format: verdict,
         components,
         metric_value,
         parts,

@@ -116,6 +116,15 @@ proptest! {
             prop_assert!(e.processed.contains(a));
         }
         let _ = extract_solution_eval(&s);
+        // The single-scan header split and tag replay agree with the plain ordered searches.
+        prop_assert_eq!(
+            medu1_reward::extract::split_header(&s),
+            medu1_reward::extract::split_header_reference(&s)
+        );
+        prop_assert_eq!(
+            medu1_reward::extract::find_answer(&s),
+            medu1_reward::extract::find_answer_reference(&s)
+        );
         let _ = check_format(&s);
         let n = normalize_word(&s);
         prop_assert!(!n.contains(','));
