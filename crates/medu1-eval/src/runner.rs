@@ -185,6 +185,7 @@ fn load_items(b: &Benchmark, cfg: &RunConfig) -> Result<Vec<Item>, EvalError> {
         let prompt = Prompt {
             text,
             messages: msgs,
+            seed: item_seed(cfg.params.seed, &b.name, index),
         };
         items.push(Item {
             index,
@@ -195,6 +196,17 @@ fn load_items(b: &Benchmark, cfg: &RunConfig) -> Result<Vec<Item>, EvalError> {
         });
     }
     Ok(items)
+}
+
+/// splitmix64 over the run seed, the benchmark name and the item index.
+fn item_seed(seed: u64, benchmark: &str, index: usize) -> u64 {
+    let mut z = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for b in benchmark.bytes() {
+        z = (z ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
+    }
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn check_meta(path: &Path, now: &RunMeta) -> Result<(), EvalError> {
@@ -211,7 +223,11 @@ fn check_meta(path: &Path, now: &RunMeta) -> Result<(), EvalError> {
         line: e.line(),
         message: e.to_string(),
     })?;
-    let now_v = serde_json::to_value(now).expect("meta serializes");
+    // Through text, as the file was written: `to_value` would widen f32 fields (0.8 becomes
+    // 0.800000011920929) and never match what the file holds.
+    let now_v: serde_json::Value =
+        serde_json::from_slice(&serde_json::to_vec(now).expect("meta serializes"))
+            .expect("meta round-trips");
     for (k, v) in now_v.as_object().expect("struct is an object") {
         let old = was.get(k).cloned().unwrap_or(serde_json::Value::Null);
         if old != *v {
@@ -259,9 +275,13 @@ pub fn run(
     for b in &cfg.benchmarks {
         let items = load_items(b, cfg)?;
         let total = items.len();
-        let (pending, old): (Vec<Item>, Vec<Item>) = items
+        let (mut pending, old): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|it| !done.contains(&(b.name.clone(), it.index)));
+        // Batches of similar prompt length: a batched prefill pads every prompt to the longest,
+        // and benchmark prompts (MedCalc patient notes) vary several-fold in length. The order
+        // of work does not change any result (per-item seeds, report sorted by index).
+        pending.sort_by_key(|it| it.prompt.text.len());
         for it in &old {
             selected.insert((b.name.clone(), it.index));
         }

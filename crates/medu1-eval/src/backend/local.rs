@@ -78,20 +78,33 @@ impl Backend for LocalBackend {
             stop_token_ids: self.tokenizer.default_stop_ids(),
             stop_strings: params.stop.clone(),
         };
-        let out = medu1_model::generate(&self.model, &self.tokenizer, &ids, n, &sp, &mut |_| {})
-            .map_err(|e| BackendError::Model(format!("generating: {e}")))?;
-        Ok(out
-            .completions
-            .into_iter()
-            .map(|row| {
+        // The runtime seeds each row by its position in the batch. Greedy decoding does not
+        // depend on it, so prompts share one batched call; when sampling, each prompt gets its
+        // own call with its own seed (its n samples still share one prefill), so results do not
+        // depend on which prompts happened to be batched together.
+        let groups: Vec<(Vec<Vec<u32>>, u64)> = if params.temperature <= 0.0 {
+            vec![(ids, params.seed)]
+        } else {
+            ids.into_iter()
+                .zip(prompts)
+                .map(|(i, p)| (vec![i], p.seed))
+                .collect()
+        };
+        let mut out = Vec::with_capacity(prompts.len());
+        for (ids, seed) in groups {
+            let sp = SamplingParams { seed, ..sp.clone() };
+            let g = medu1_model::generate(&self.model, &self.tokenizer, &ids, n, &sp, &mut |_| {})
+                .map_err(|e| BackendError::Model(format!("generating: {e}")))?;
+            out.extend(g.completions.into_iter().map(|row| {
                 row.into_iter()
                     .map(|c| Generation {
                         tokens: c.token_ids.len(),
                         text: c.text,
                         finish: c.finish,
                     })
-                    .collect()
-            })
-            .collect())
+                    .collect::<Vec<_>>()
+            }));
+        }
+        Ok(out)
     }
 }

@@ -22,6 +22,9 @@ pub struct Prompt {
     pub text: String,
     /// The same conversation as messages.
     pub messages: Vec<Message>,
+    /// This prompt's sampling seed, derived from the run seed and the item (not its position in a
+    /// batch), so that a resumed run or another batch size samples the same responses.
+    pub seed: u64,
 }
 
 /// Sampling settings shared by every backend.
@@ -33,7 +36,7 @@ pub struct GenParams {
     /// 0 disables top-k (not every server supports it; sent only when set).
     pub top_k: usize,
     pub max_tokens: usize,
-    /// Base seed; sample `j` of a prompt uses `seed + j` so that n samples differ.
+    /// The run's seed; each [`Prompt::seed`] is derived from it.
     pub seed: u64,
     /// Strings that end a response.
     #[serde(default)]

@@ -4,7 +4,7 @@
 //! Two endpoints: `/v1/completions` gets the already templated Med-U1 prompt, exactly as the
 //! reference's `vllm_inference` does, so the server's chat template never interferes;
 //! `/v1/chat/completions` gets the `[system, user]` messages for servers that only offer chat.
-//! Each of the n samples of a prompt is its own request (seed `seed + j`), because not every
+//! Each of the n samples of a prompt is its own request (seed `prompt.seed + j`), because not every
 //! server implements `n`, and `usage.completion_tokens` is then the length of exactly that sample.
 //!
 //! Requests run concurrently under a semaphore; connection errors, timeouts, 429 and 5xx are
@@ -202,7 +202,7 @@ impl OpenAiBackend {
             "max_tokens": p.max_tokens,
             "temperature": p.temperature,
             "top_p": p.top_p,
-            "seed": p.seed.wrapping_add(sample as u64),
+            "seed": prompt.seed.wrapping_add(sample as u64),
             "n": 1,
         });
         let m = body.as_object_mut().expect("object literal");
