@@ -71,7 +71,7 @@ echo "llama.cpp: prompt $L_PT tokens, prefill $L_PREFILL tok/s, decode $L_DECODE
 run_medu1() { # args...: prints "prefill_tok_s decode_tok_s wall_s generated"
   local start end line
   start=$(date +%s.%N)
-  line=$(RAYON_NUM_THREADS="$MEDU1_THREADS" "$BIN" generate --model "$MODEL" --raw \
+  line=$("$BIN" generate --threads "$MEDU1_THREADS" --model "$MODEL" --raw \
     --prompt "$PROMPT" --max-new-tokens "$NEW_TOKENS" "$@" 2>&1 >/dev/null | grep '^prefill:')
   end=$(date +%s.%N)
   # prefill: P tokens in Xs = A tok/s; decode: G tokens in Ys = B tok/s

@@ -66,6 +66,29 @@ pub struct GenerateArgs {
     /// Prompts per batch (each expands to `n` rows).
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
+    /// Compute threads. candle sizes its pools from `RAYON_NUM_THREADS` when the process starts,
+    /// so a value different from the environment's re-runs medu1 with it set. One thread decodes
+    /// as fast as two on 2-vCPU machines and does not collapse when other work shares the CPUs
+    /// (candle's pool spin-waits).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+/// Re-runs this process with `RAYON_NUM_THREADS=threads` unless it is already set that way.
+/// Returns `Some(exit code)` when it did.
+fn reexec_with_threads(threads: usize) -> anyhow::Result<Option<i32>> {
+    let want = threads.max(1).to_string();
+    if std::env::var("RAYON_NUM_THREADS").ok().as_deref() == Some(want.as_str()) {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().context("locating the medu1 executable")?;
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("RAYON_NUM_THREADS", &want)
+        .env("CANDLE_NUM_THREADS", &want)
+        .status()
+        .context("re-running medu1 with RAYON_NUM_THREADS set")?;
+    Ok(Some(status.code().unwrap_or(1)))
 }
 
 struct Item {
@@ -147,6 +170,9 @@ fn chat_template(tok: &Tokenizer) -> ChatTemplate {
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
+    if let Some(code) = reexec_with_threads(a.threads)? {
+        std::process::exit(code);
+    }
     let path = super::setup::resolve_model(&a.model)?;
     let quant = match a.quant.as_str() {
         "q8_0" | "q8" => InferQuant::Q8_0,
