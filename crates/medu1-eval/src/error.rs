@@ -19,6 +19,8 @@ pub enum BackendError {
         field: String,
         message: String,
     },
+    #[error("request to {url} rejected: {message}")]
+    Rejected { url: String, message: String },
     #[error("local model: {0}")]
     Model(String),
     #[error("backend: {0}")]

@@ -122,7 +122,7 @@ pub struct BenchmarkStats {
     pub tokens_median: f64,
     /// Mean Med-U1 training reward over responses where it is defined.
     pub train_reward_mean: Option<f64>,
-    /// Responses whose grading failed (counted wrong).
+    /// Responses that failed: a request the server rejected, or a grading error (counted wrong).
     pub grading_errors: usize,
     pub budget: Option<BudgetStats>,
 }

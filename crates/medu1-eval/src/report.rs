@@ -144,7 +144,7 @@ pub fn markdown(meta: &ReportMeta, stats: &[BenchmarkStats]) -> String {
     if errors > 0 {
         let _ = writeln!(
             s,
-            "\n{errors} responses could not be graded (counted wrong); see `error` in items.jsonl."
+            "\n{errors} responses failed (request rejected or grading error; counted wrong); see `error` in items.jsonl."
         );
     }
     let _ = writeln!(

@@ -327,7 +327,7 @@ pub fn run(
                                 correct: v.correct,
                                 format_ok: v.format_ok,
                                 train_reward: v.train_reward,
-                                error: v.error,
+                                error: g.error.or(v.error),
                             }
                         })
                         .collect();

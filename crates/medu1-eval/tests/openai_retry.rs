@@ -1,5 +1,6 @@
 //! Retry behaviour of the OpenAI backend against an in-process fake HTTP server (the real-server
-//! test is `openai_server.rs`): 5xx and 429 are retried with backoff, other errors are not.
+//! test is `openai_server.rs`): 5xx and 429 are retried with backoff, 400 rejects one request,
+//! other errors stop at once.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -91,12 +92,26 @@ fn retries_run_out_and_client_errors_fail_at_once() {
     );
     assert_eq!(count.load(Ordering::SeqCst), 4);
 
+    // A rejected request (e.g. a prompt beyond the context) is that item's error, not the run's.
     let (url, count) = serve(vec![400]);
+    let out = backend(&url)
+        .generate(&[prompt()], &GenParams::default(), 1)
+        .unwrap();
+    let g = &out[0][0];
+    assert!(g.text.is_empty() && g.tokens == 0);
+    assert!(
+        g.error.as_deref().is_some_and(|e| e.contains("400")),
+        "{g:?}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // Authentication failures stop the run at once, without retries.
+    let (url, count) = serve(vec![401]);
     let err = backend(&url)
         .generate(&[prompt()], &GenParams::default(), 1)
         .unwrap_err();
     assert!(
-        matches!(err, BackendError::Request { attempts: 1, .. }) && err.to_string().contains("400"),
+        matches!(err, BackendError::Request { attempts: 1, .. }) && err.to_string().contains("401"),
         "{err}"
     );
     assert_eq!(count.load(Ordering::SeqCst), 1);

@@ -101,6 +101,7 @@ impl Backend for LocalBackend {
                         tokens: c.token_ids.len(),
                         text: c.text,
                         finish: c.finish,
+                        error: None,
                     })
                     .collect::<Vec<_>>()
             }));

@@ -63,6 +63,9 @@ pub struct Generation {
     /// Response length in tokens (the server's `usage.completion_tokens`, or the local count).
     pub tokens: usize,
     pub finish: FinishReason,
+    /// Set when the backend could not produce this response (the request was rejected); the
+    /// response is then empty and graded wrong.
+    pub error: Option<String>,
 }
 
 /// Something that turns prompts into `n` responses each.

@@ -8,7 +8,9 @@
 //! server implements `n`, and `usage.completion_tokens` is then the length of exactly that sample.
 //!
 //! Requests run concurrently under a semaphore; connection errors, timeouts, 429 and 5xx are
-//! retried with exponential backoff, other statuses fail at once (they will not get better).
+//! retried with exponential backoff; 400/413/422 reject only that request (a prompt too long
+//! for the server's context must not end a run of thousands of items: the response is recorded
+//! as an error and graded wrong); other failures stop the run, whose finished items are kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +91,10 @@ pub struct OpenAiBackend {
 enum Failure {
     /// Worth retrying.
     Transient(String),
+    /// The server refused this one request (400, 413, 422: e.g. a prompt longer than the
+    /// context): the item gets an error response, the run goes on.
+    Rejected(String),
+    /// Nothing will work (authentication, wrong URL, not JSON): the run stops.
     Fatal(String),
 }
 
@@ -185,6 +191,12 @@ impl OpenAiBackend {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
+                Err(Failure::Rejected(message)) => {
+                    return Err(BackendError::Rejected {
+                        url: url.to_string(),
+                        message,
+                    });
+                }
                 Err(Failure::Transient(message)) | Err(Failure::Fatal(message)) => {
                     return Err(BackendError::Request {
                         url: url.to_string(),
@@ -233,10 +245,19 @@ impl OpenAiBackend {
             Api::Completions => format!("{}/completions", self.root),
             Api::Chat => format!("{}/chat/completions", self.root),
         };
-        let v = self
+        match self
             .with_retries(&url, || self.post_json(&url, &body))
-            .await?;
-        parse_choice(&url, self.cfg.api, &v)
+            .await
+        {
+            Ok(v) => parse_choice(&url, self.cfg.api, &v),
+            Err(e @ BackendError::Rejected { .. }) => Ok(Generation {
+                text: String::new(),
+                tokens: 0,
+                finish: FinishReason::Stop,
+                error: Some(e.to_string()),
+            }),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -256,6 +277,12 @@ async fn read_json(resp: reqwest::Response) -> Result<Value, Failure> {
         .map_err(|e| Failure::Transient(format!("reading the body: {e}")))?;
     if status.as_u16() == 429 || status.is_server_error() {
         return Err(Failure::Transient(format!(
+            "http {status}: {}",
+            snippet(&text)
+        )));
+    }
+    if matches!(status.as_u16(), 400 | 413 | 422) {
+        return Err(Failure::Rejected(format!(
             "http {status}: {}",
             snippet(&text)
         )));
@@ -314,6 +341,7 @@ pub fn parse_choice(url: &str, api: Api, v: &Value) -> Result<Generation, Backen
         text,
         tokens,
         finish,
+        error: None,
     })
 }
 

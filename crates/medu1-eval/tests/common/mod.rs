@@ -86,6 +86,7 @@ impl Backend for FakeBackend {
                             tokens: 5 + (h % 50) as usize,
                             text,
                             finish: FinishReason::Stop,
+                            error: None,
                         }
                     })
                     .collect()
