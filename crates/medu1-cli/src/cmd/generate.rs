@@ -57,6 +57,9 @@ pub struct GenerateArgs {
     /// completion but not part of it in JSON).
     #[arg(long)]
     prefill: Option<String>,
+    /// Do not stop at the model's end-of-turn tokens (fixed-length runs for benchmarks).
+    #[arg(long)]
+    ignore_eos: bool,
     /// One JSON object per prompt on stdout.
     #[arg(long)]
     json: bool,
@@ -228,7 +231,11 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         top_k: a.top_k,
         seed: a.seed,
         max_new_tokens: a.max_new_tokens,
-        stop_token_ids: tok.default_stop_ids(),
+        stop_token_ids: if a.ignore_eos {
+            Vec::new()
+        } else {
+            tok.default_stop_ids()
+        },
         stop_strings: a.stop.clone(),
     };
     let n = a.n.max(1);
