@@ -32,6 +32,8 @@ enum Command {
     Score(cmd::score::ScoreArgs),
     /// Train with GRPO (Med-U1) from a TOML configuration.
     Train(cmd::train::TrainArgs),
+    /// Supervised warm-up (cold start) before GRPO.
+    Sft(cmd::sft::SftArgs),
     /// Draw a training run's reward, accuracy, length and KL curves.
     Plot(cmd::plot::PlotArgs),
     /// Serve Med-U1 rewards over HTTP for OpenRLHF and verl.
@@ -62,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Plot(a) => cmd::plot::run(a),
+        Command::Sft(a) => cmd::sft::run(a),
         Command::Calc(c) => cmd::calc::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Generate(a) => cmd::generate::run(a),

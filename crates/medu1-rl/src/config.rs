@@ -266,6 +266,9 @@ pub struct TrainConfig {
     pub algorithm: AlgorithmConfig,
     pub optim: OptimConfig,
     pub trainer: TrainerConfig,
+    /// A supervised warm-up run on the policy before GRPO (cold start); its run folder defaults
+    /// to `trainer.out_dir/warmup`.
+    pub warmup: Option<crate::sft::SftConfig>,
 }
 
 /// Reads a TOML file into `T` after applying `section.field=value` overrides (values are TOML:
@@ -353,7 +356,12 @@ impl TrainConfig {
         if !batch.is_multiple_of(self.optim.mini_batches) {
             return bad("rollout.n × rollout.prompts_per_step must divide into optim.mini_batches");
         }
-        if self.data.train.iter().any(|f| f.weight.is_nan() || f.weight <= 0.0) {
+        if self
+            .data
+            .train
+            .iter()
+            .any(|f| f.weight.is_nan() || f.weight <= 0.0)
+        {
             return bad("every data.train weight must be positive");
         }
         Ok(())

@@ -222,16 +222,7 @@ impl Grpo {
     }
 
     fn sampling(&self, temperature: f64, seed: u64) -> SamplingParams {
-        let r = &self.cfg.rollout;
-        SamplingParams {
-            temperature: temperature as f32,
-            top_p: r.top_p as f32,
-            top_k: r.top_k,
-            seed,
-            max_new_tokens: r.max_response_tokens,
-            stop_token_ids: self.tokenizer.default_stop_ids(),
-            stop_strings: Vec::new(),
-        }
+        sampling_params(&self.cfg.rollout, &self.tokenizer, temperature, seed)
     }
 
     fn rollout_model(&mut self) -> Result<&Model> {
@@ -323,7 +314,9 @@ impl Grpo {
 
         let val_every = self.cfg.trainer.val_every;
         let last = step as usize == self.cfg.trainer.steps;
-        if self.val.is_some() && ((val_every > 0 && (step as usize).is_multiple_of(val_every)) || last) {
+        if self.val.is_some()
+            && ((val_every > 0 && (step as usize).is_multiple_of(val_every)) || last)
+        {
             progress(Progress::Phase("validation"));
             rec.extend(self.validate(progress)?);
         }
@@ -490,44 +483,25 @@ impl Grpo {
 
     /// Generates on every validation prompt and reports reward, accuracy and format rate.
     pub fn validate(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<Record> {
-        let Some(val) = &self.val else {
+        if self.val.is_none() {
             return Ok(Record::new());
-        };
-        let draws = val.all();
-        let n = self.cfg.trainer.val_n.max(1);
+        }
         let params = self.sampling(
             self.cfg.trainer.val_temperature,
             self.cfg.trainer.seed ^ 0x7a1,
         );
         self.rollout_model()?;
-        let val = self.val.as_ref().expect("checked");
-        let items: Vec<_> = draws.iter().map(|&d| val.item(d)).collect();
         let model = self.rollout_model.as_ref().expect("built above");
-        let mut scored = Vec::new();
-        // Chunks keep the KV cache small on long validation sets.
-        for chunk in items.chunks(8) {
-            let (s, _) = rollout(
-                model,
-                &self.tokenizer,
-                chunk,
-                n,
-                &params,
-                self.rewarder.as_ref(),
-                &mut |k| progress(Progress::Tokens(k)),
-            )?;
-            scored.extend(s);
-        }
-        let by_source: Vec<&str> = items
-            .iter()
-            .flat_map(|it| std::iter::repeat_n(it.sample.source.as_str(), n))
-            .collect();
-        let budgets: Vec<i64> = items
-            .iter()
-            .flat_map(|it| std::iter::repeat_n(it.budget.num_tokens(), n))
-            .collect();
-        let mut rec = outcome_metrics("val", &scored, &by_source, &budgets);
-        rec.insert("val/items".into(), items.len() as f64);
-        Ok(rec)
+        let val = self.val.as_ref().expect("checked");
+        validate_with(
+            model,
+            &self.tokenizer,
+            val,
+            self.cfg.trainer.val_n.max(1),
+            &params,
+            self.rewarder.as_ref(),
+            progress,
+        )
     }
 
     /// Writes a checkpoint of the current state.
@@ -552,6 +526,57 @@ impl Grpo {
             self.cfg.trainer.keep_last,
             &export,
         )?)
+    }
+}
+
+/// Samples `n` responses for every prompt of `pool` with `model` and reports the `val/` figures.
+pub fn validate_with(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    pool: &PromptPool,
+    n: usize,
+    params: &SamplingParams,
+    rewarder: &dyn Rewarder,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Record> {
+    let draws = pool.all();
+    let items: Vec<_> = draws.iter().map(|&d| pool.item(d)).collect();
+    let mut scored = Vec::new();
+    // Chunks keep the KV cache small on long validation sets.
+    for chunk in items.chunks(8) {
+        let (s, _) = rollout(model, tokenizer, chunk, n, params, rewarder, &mut |k| {
+            progress(Progress::Tokens(k))
+        })?;
+        scored.extend(s);
+    }
+    let by_source: Vec<&str> = items
+        .iter()
+        .flat_map(|it| std::iter::repeat_n(it.sample.source.as_str(), n))
+        .collect();
+    let budgets: Vec<i64> = items
+        .iter()
+        .flat_map(|it| std::iter::repeat_n(it.budget.num_tokens(), n))
+        .collect();
+    let mut rec = outcome_metrics("val", &scored, &by_source, &budgets);
+    rec.insert("val/items".into(), items.len() as f64);
+    Ok(rec)
+}
+
+/// Sampling settings of a rollout section.
+pub fn sampling_params(
+    r: &crate::config::RolloutConfig,
+    tokenizer: &Tokenizer,
+    temperature: f64,
+    seed: u64,
+) -> SamplingParams {
+    SamplingParams {
+        temperature: temperature as f32,
+        top_p: r.top_p as f32,
+        top_k: r.top_k,
+        seed,
+        max_new_tokens: r.max_response_tokens,
+        stop_token_ids: tokenizer.default_stop_ids(),
+        stop_strings: Vec::new(),
     }
 }
 

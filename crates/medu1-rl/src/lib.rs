@@ -15,6 +15,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod rollout;
+pub mod sft;
 
 pub use advantage::{AdvantageEstimator, advantages, zero_variance_share};
 pub use config::{TrainConfig, load_toml};
@@ -24,3 +25,4 @@ pub use loss::{
 };
 pub use optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
 pub use rollout::{MedU1Rewarder, RewardInput, RewardOutput, Rewarder};
+pub use sft::{Sft, SftConfig, sft_target};

@@ -9,6 +9,8 @@
 //! `cargo run --release -p medu1-server --example load -- --url http://127.0.0.1:8000 \
 //!     --golden ../shared/golden/rewards.jsonl --batches 1,32,256 --seconds 10`
 
+#![allow(clippy::print_stdout)] // a command-line tool: its output is the report
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

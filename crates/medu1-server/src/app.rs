@@ -303,15 +303,15 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
         let body: RewardBody = parse_body(body)?;
         let n = body.query.len();
         check_batch(&st, n, "query")?;
-        if let Some(p) = &body.prompts {
-            if p.len() != n {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!("prompts has {} entries, query has {n}", p.len()),
-                )
-                .field("prompts"));
-            }
+        if let Some(p) = &body.prompts
+            && p.len() != n
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("prompts has {} entries, query has {n}", p.len()),
+            )
+            .field("prompts"));
         }
         let labels = body.labels.unwrap_or_default();
         if labels.len() != n {

@@ -1,0 +1,97 @@
+//! `medu1 sft`: supervised warm-up (cold start) on the same runtime and checkpoint format as
+//! `medu1 train`; the exported `checkpoints/step-N/hf` folder is a `--model` for train and eval.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use medu1_model::LoadOptions;
+use medu1_rl::{Exporter, Sft, SftConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct SftArgs {
+    /// Configuration file (TOML), e.g. configs/sft-demo.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a field: `--set steps=50 --set optim.lr=1e-5` (values are TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Continue from the newest checkpoint in the run folder.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Prints above a progress bar, or plainly when the bar is hidden (not a terminal).
+pub fn say(bar: &ProgressBar, msg: String) {
+    if bar.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        bar.println(msg);
+    }
+}
+
+pub fn steps_bar(len: u64, pos: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(pos);
+    bar
+}
+
+/// Runs the warm-up to its last step (resuming from its own checkpoints when asked).
+pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
+    eprintln!(
+        "warm-up: {} training examples, {} validation examples ({} left out: no target or too long); run folder {}",
+        sft.train.len(),
+        sft.val.len(),
+        sft.dropped,
+        sft.run_dir.display()
+    );
+    let steps = sft.cfg.steps as u64;
+    let bar = steps_bar(steps, sft.step);
+    while sft.step < steps {
+        let rec = sft.step()?;
+        bar.inc(1);
+        let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+        let mut line = format!(
+            "sft step {:>4}  loss {:.4}  lr {:.2e}  {:.0} tok/s",
+            get("step"),
+            get("sft/loss"),
+            get("sft/lr"),
+            get("tokens_per_s/train")
+        );
+        if rec.contains_key("sft/val_loss") {
+            line.push_str(&format!("  val loss {:.4}", get("sft/val_loss")));
+        }
+        say(&bar, line);
+    }
+    bar.finish_and_clear();
+    let png = sft.run_dir.join("curves.png");
+    medu1_eval::curves::training_curves(&png, sft.metrics.records())?;
+    Ok(sft)
+}
+
+pub fn run(a: SftArgs) -> anyhow::Result<()> {
+    let cfg: SftConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
+    let path = super::setup::resolve_model(&cfg.model)?;
+    let (policy, tokenizer) = medu1_model::load(&path, LoadOptions::train())
+        .with_context(|| format!("loading {}", path.display()))?;
+    let mut sft = Sft::new(cfg, policy, tokenizer.clone(), a.resume)?;
+    let tok = tokenizer.clone();
+    sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
+        super::train::export_hf(m, &tok, dir)
+    })));
+    let sft = run_sft(sft)?;
+    let last = medu1_rl::checkpoint::latest(&sft.run_dir);
+    println!(
+        "warm-up done: {}; model for train/eval: {}",
+        sft.run_dir.display(),
+        last.map(|p| p.join("hf").display().to_string())
+            .unwrap_or_default()
+    );
+    Ok(())
+}

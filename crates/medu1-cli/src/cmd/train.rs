@@ -1,0 +1,234 @@
+//! `medu1 train`: GRPO on a TOML configuration (see `configs/`), with `--set` overrides, a progress
+//! bar, a warning when most groups carry no learning signal, and `--resume`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use medu1_model::{LoadOptions, Model, Tokenizer};
+use medu1_rl::{Exporter, Grpo, MedU1Rewarder, Progress, TrainConfig};
+
+use super::profile::load_profile;
+use super::sft::{run_sft, say, steps_bar};
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Configuration file (TOML); see configs/demo.toml and configs/med-u1.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a field: `--set rollout.n=4 --set model.path=my.gguf` (values are TOML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Continue from the newest checkpoint in the run folder.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Writes a Hugging Face folder: weights + config.json (save_hf), tokenizer.json and a
+/// tokenizer_config.json carrying the chat template and special tokens.
+pub fn export_hf(model: &Model, tokenizer: &Tokenizer, dir: &Path) -> Result<(), String> {
+    model.save_hf(dir).map_err(|e| e.to_string())?;
+    tokenizer
+        .inner()
+        .save(dir.join("tokenizer.json"), false)
+        .map_err(|e| e.to_string())?;
+    let tok = |id: Option<u32>| id.and_then(|i| tokenizer.decode(&[i], false).ok());
+    let cfg = serde_json::json!({
+        "bos_token": tok(tokenizer.bos_id),
+        "eos_token": tok(tokenizer.eos_id),
+        "chat_template": tokenizer.chat_template,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    });
+    let text = serde_json::to_string_pretty(&cfg).map_err(|e| e.to_string())?;
+    medu1_core::atomic::write_atomic(dir.join("tokenizer_config.json"), text.as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let cfg: TrainConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
+    let model_path = super::setup::resolve_model(&cfg.model.path)?;
+    eprintln!("loading {} for training", model_path.display());
+    let (policy, tokenizer) = medu1_model::load(&model_path, LoadOptions::train())
+        .with_context(|| format!("loading {}", model_path.display()))?;
+    let profile = load_profile(&cfg.reward.profile)?.with_overrides(&cfg.reward.settings);
+    let rewarder = MedU1Rewarder {
+        profile,
+        error_reward: cfg.reward.error_reward,
+    };
+    let steps = cfg.trainer.steps as u64;
+    let warn_at = cfg.trainer.zero_variance_warn;
+    let policy = warm_up(&cfg, policy, &tokenizer, &rewarder, a.resume)?;
+    let mut t = Grpo::new(cfg, policy, tokenizer.clone(), Box::new(rewarder), a.resume)?;
+    let tok = tokenizer.clone();
+    t.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
+    eprintln!(
+        "{} training prompts ({} filtered as too long), {} validation prompts; run folder {}",
+        t.train.len(),
+        t.train.sources.iter().map(|s| s.filtered).sum::<usize>(),
+        t.val.as_ref().map_or(0, |v| v.len()),
+        t.run_dir.display()
+    );
+    if t.step == 0 && t.cfg.trainer.val_before_train && t.val.is_some() {
+        eprintln!("validating before training...");
+        let rec = t.validate(&mut |_| {})?;
+        print_val("before training", &rec);
+        let path = t.run_dir.join("val_before.json");
+        medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+    }
+
+    let bar = steps_bar(steps, t.step);
+    let mut warned = false;
+    while t.step < steps {
+        let mut tokens = 0usize;
+        let mut phase = "";
+        let rec = t.step(&mut |p| match p {
+            Progress::Phase(name) => {
+                phase = name;
+                bar.set_message(name);
+            }
+            Progress::Tokens(k) => {
+                tokens += k;
+                if tokens % 64 < k {
+                    bar.set_message(format!("{phase}: {tokens} tokens"));
+                }
+            }
+        })?;
+        bar.inc(1);
+        let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+        say(
+            &bar,
+            format!(
+                "step {:>4}  reward {:+.3}  acc {:.2}  format {:.2}  len {:>5.0}  kl {:.4}  zero-var {:.2}  {:.1}s",
+                get("step"),
+                get("train/reward/mean"),
+                get("train/accuracy"),
+                get("train/format_rate"),
+                get("train/response_len/mean"),
+                get("actor/kl"),
+                get("zero_variance_share"),
+                get("time/step_s"),
+            ),
+        );
+        if rec.contains_key("val/reward/mean") {
+            say(
+                &bar,
+                format!(
+                    "           validation: reward {:+.3}  acc {:.3}  format {:.3}",
+                    get("val/reward/mean"),
+                    get("val/accuracy"),
+                    get("val/format_rate")
+                ),
+            );
+        }
+        if !warned && get("zero_variance_share") >= warn_at {
+            warned = true;
+            say(
+                &bar,
+                format!(
+                    "warning: {:.0}% of the groups got identical rewards, so their advantages are 0 and \
+                 GRPO learns nothing from them. Remedies: warm the model up with `medu1 sft` \
+                 (configs/demo-coldstart.toml), start responses with a prefill \
+                 (--set 'rollout.prefill=\"<think>\\n\"'), raise rollout.temperature or rollout.n.",
+                    100.0 * get("zero_variance_share")
+                ),
+            );
+        }
+    }
+    bar.finish_with_message("done");
+    let records = t.metrics.records().to_vec();
+    if let Some(last) = records
+        .iter()
+        .rev()
+        .find(|r| r.contains_key("val/reward/mean"))
+    {
+        print_val("after training", last);
+    }
+    let png = t.run_dir.join("curves.png");
+    medu1_eval::curves::training_curves(&png, &records)?;
+    println!(
+        "run folder {}: metrics.jsonl, metrics.csv, curves.png, checkpoints/",
+        t.run_dir.display()
+    );
+    Ok(())
+}
+
+fn print_val(label: &str, rec: &medu1_rl::metrics::Record) {
+    let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+    println!(
+        "validation {label}: {} samples  reward {:+.3} (std {:.3})  accuracy {:.3}  format {:.3}  length {:.0}",
+        get("val/samples"),
+        get("val/reward/mean"),
+        get("val/reward/std"),
+        get("val/accuracy"),
+        get("val/format_rate"),
+        get("val/response_len/mean")
+    );
+}
+
+/// Runs the configured supervised warm-up on `policy` before GRPO (skipped when resuming a GRPO
+/// run that already has checkpoints, whose weights replace the policy's anyway).
+fn warm_up(
+    cfg: &TrainConfig,
+    policy: Model,
+    tokenizer: &Tokenizer,
+    rewarder: &MedU1Rewarder,
+    resume: bool,
+) -> anyhow::Result<Model> {
+    let Some(w) = &cfg.warmup else {
+        return Ok(policy);
+    };
+    if resume && medu1_rl::checkpoint::latest(&cfg.trainer.out_dir).is_some() {
+        return Ok(policy);
+    }
+    let mut w = w.clone();
+    w.out_dir = cfg.trainer.out_dir.join("warmup");
+    w.data = cfg.data.clone();
+    if !cfg.data.val.is_empty() {
+        let rec = validate_policy(cfg, &policy, tokenizer, rewarder)?;
+        print_val("before the warm-up", &rec);
+        let path = cfg.trainer.out_dir.join("val_before_warmup.json");
+        medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
+    }
+    let mut sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), true)?;
+    let tok = tokenizer.clone();
+    sft.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
+    Ok(run_sft(sft)?.into_policy())
+}
+
+/// Validation of a policy outside a GRPO run (before the warm-up).
+fn validate_policy(
+    cfg: &TrainConfig,
+    policy: &Model,
+    tokenizer: &Tokenizer,
+    rewarder: &MedU1Rewarder,
+) -> anyhow::Result<medu1_rl::metrics::Record> {
+    use medu1_rl::dataset::{PromptPool, PromptRenderer, load_sources};
+    let renderer = PromptRenderer::new(&cfg.data, &cfg.rollout.prefill, tokenizer)?;
+    let pool = PromptPool::new(
+        load_sources(
+            &cfg.data.val,
+            &cfg.data,
+            &renderer,
+            cfg.trainer.seed ^ 0x7a1,
+        )?,
+        cfg.trainer.seed,
+    );
+    let model = medu1_rl::grpo::snapshot(
+        policy,
+        medu1_rl::grpo::rollout_quant(&cfg.model.rollout_quant)?,
+    )?;
+    let params = medu1_rl::grpo::sampling_params(
+        &cfg.rollout,
+        tokenizer,
+        cfg.trainer.val_temperature,
+        cfg.trainer.seed ^ 0x7a1,
+    );
+    Ok(medu1_rl::grpo::validate_with(
+        &model,
+        tokenizer,
+        &pool,
+        cfg.trainer.val_n.max(1),
+        &params,
+        rewarder,
+        &mut |_| {},
+    )?)
+}

@@ -1,0 +1,487 @@
+//! Supervised warm-up (cold start): cross-entropy on response tokens only, so a small model learns
+//! the `<think>…</think><answer>…</answer>` format before GRPO. Without it the embedded 135M model
+//! answers in no format at all, every GRPO group gets identical rewards and learns nothing.
+//!
+//! Targets come from the data itself: medical-o1 reasoning chains (`<think>{CoT}</think>
+//! <answer>{Response}</answer>`), MedCalc-Bench ground-truth explanations, and for multiple choice
+//! (which ships no reasoning) a short rationale naming the keyed option. Any JSONL of
+//! `{"prompt", "response"}` pairs works too. Examples are drawn per step from a seeded permutation
+//! and bucketed by length into micro-batches; checkpoints and resume work as in GRPO.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Var;
+use candle_core::backprop::GradStore;
+use medu1_core::{Sample, Task, TaskKind};
+use medu1_model::{Model, Tokenizer};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{Sequence, masked_sum, pack, response_logprobs};
+use crate::checkpoint::{self, TrainerState};
+use crate::config::{DataConfig, DataFile, OptimConfig};
+use crate::dataset::{Cursor, DataError, PromptRenderer};
+use crate::grpo::{Exporter, Result, TrainError};
+use crate::metrics::{MetricsLog, Record};
+use crate::optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// `default`, a GGUF file or a Hugging Face folder (ignored when the warm-up is part of a
+    /// `medu1 train` run, which warms up the policy it trains).
+    pub model: String,
+    pub train: Vec<DataFile>,
+    pub val: Vec<DataFile>,
+    /// Prompt rendering, as in GRPO (`budget`, `variant`, `chat_template`).
+    pub data: DataConfig,
+    /// Examples longer than this (prompt + response tokens) are left out (and counted).
+    pub max_seq_tokens: usize,
+    pub steps: usize,
+    /// Sequences per optimizer step.
+    pub batch_size: usize,
+    pub optim: OptimConfig,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    pub save_every: usize,
+    pub keep_last: usize,
+    pub val_every: usize,
+    /// Validation examples used (0: all).
+    pub val_limit: usize,
+    pub export_hf: bool,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            model: "default".into(),
+            train: Vec::new(),
+            val: Vec::new(),
+            data: DataConfig::default(),
+            max_seq_tokens: 768,
+            steps: 100,
+            batch_size: 8,
+            optim: OptimConfig {
+                lr: 5e-5,
+                micro_batch_size: 1,
+                schedule: LrSchedule::Cosine {
+                    warmup_steps: 10,
+                    total_steps: 100,
+                    min_ratio: 0.1,
+                },
+                ..OptimConfig::default()
+            },
+            seed: 42,
+            out_dir: PathBuf::from("runs/sft"),
+            save_every: 0,
+            keep_last: 1,
+            val_every: 25,
+            val_limit: 64,
+            export_hf: true,
+        }
+    }
+}
+
+/// The supervised target for a sample, or `None` when the data carries nothing to imitate.
+pub fn sft_target(s: &Sample) -> Option<String> {
+    let clean = |t: &str| {
+        t.replace("<think>", "")
+            .replace("</think>", "")
+            .trim()
+            .to_string()
+    };
+    match (&s.task, s.kind()) {
+        (_, TaskKind::FreeText) => {
+            let cot = clean(s.reasoning.as_deref()?);
+            Some(format!(
+                "<think>\n{cot}\n</think>\n<answer>\n{}\n</answer>",
+                s.answer.trim()
+            ))
+        }
+        (Task::Calculation { .. }, _) => {
+            let expl = s.extra.get("Ground Truth Explanation")?.as_str()?;
+            Some(format!(
+                "<think>\n{}\n</think>\n<answer>{}</answer>",
+                expl.trim(),
+                s.answer.trim()
+            ))
+        }
+        (Task::MultipleChoice { options }, _) => {
+            let letter = s.answer.trim();
+            let text = options
+                .iter()
+                .find(|c| c.letter == letter)
+                .map(|c| c.text.clone())
+                .or_else(|| {
+                    s.extra
+                        .get("solution")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            let named = if text.is_empty() {
+                format!("option {letter}")
+            } else {
+                format!("option {letter}, {}", text.trim())
+            };
+            Some(format!(
+                "<think>\nLet me weigh each option against the findings in the question. \
+                 The best supported choice is {named}.\n</think>\n<answer>{letter}</answer>"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// One tokenized example.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub prompt: Vec<u32>,
+    /// Target tokens, ending with the end-of-sequence token.
+    pub response: Vec<u32>,
+}
+
+/// Loads examples: Med-U1-style sources through the prompt builder, or `{"prompt", "response"}`
+/// JSONL pairs (the prompt is a user message, templated with the chat template).
+pub fn load_examples(
+    files: &[DataFile],
+    cfg: &SftConfig,
+    renderer: &PromptRenderer<'_>,
+) -> Result<(Vec<Example>, usize)> {
+    let tok = renderer.tokenizer;
+    let eos = tok
+        .eos_id
+        .or_else(|| tok.default_stop_ids().first().copied());
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    for f in files {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(p) = read_pairs(&f.path)? {
+            let template = &renderer.builder.template;
+            for (user, response) in p {
+                let prompt = template
+                    .render(&[medu1_data::Message::user(user)], true)
+                    .map_err(|e| DataError::Render {
+                        path: f.path.clone(),
+                        index: pairs.len(),
+                        message: e.to_string(),
+                    })?;
+                pairs.push((prompt, response));
+            }
+        } else {
+            let loaded = medu1_data::load_path(&f.path, &medu1_data::LoadOptions::default())
+                .map_err(DataError::from)?;
+            for (index, s) in loaded.samples.iter().enumerate() {
+                let Some(target) = sft_target(s) else {
+                    dropped += 1;
+                    continue;
+                };
+                let prompt =
+                    renderer
+                        .builder
+                        .render(s, s.budget)
+                        .map_err(|e| DataError::Render {
+                            path: f.path.clone(),
+                            index,
+                            message: e.to_string(),
+                        })?;
+                pairs.push((prompt, target));
+            }
+        }
+        let take = f.limit.unwrap_or(usize::MAX);
+        for (index, (prompt, response)) in pairs.into_iter().enumerate().skip(f.skip).take(take) {
+            let enc = |t: &str| {
+                tok.encode(t).map_err(|e| DataError::Tokenize {
+                    path: f.path.clone(),
+                    index,
+                    message: e.to_string(),
+                })
+            };
+            let p = enc(&prompt)?;
+            let mut r = enc(&response)?;
+            r.extend(eos);
+            if p.len() + r.len() > cfg.max_seq_tokens {
+                dropped += 1;
+                continue;
+            }
+            out.push(Example {
+                prompt: p,
+                response: r,
+            });
+        }
+    }
+    Ok((out, dropped))
+}
+
+/// `{"prompt": ..., "response": ...}` lines, if the file is such a JSONL (else `None`).
+fn read_pairs(path: &Path) -> Result<Option<Vec<(String, String)>>> {
+    if path.extension().is_none_or(|e| e != "jsonl") {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| TrainError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("line {}: {e}", i + 1)),
+        })?;
+        let (Some(p), Some(r)) = (v.get("prompt"), v.get("response")) else {
+            // Not a pairs file: let the benchmark loaders handle it.
+            return Ok(None);
+        };
+        match (p.as_str(), r.as_str()) {
+            (Some(p), Some(r)) => out.push((p.to_string(), r.to_string())),
+            _ => {
+                return Err(TrainError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(format!(
+                        "line {}: field `prompt`/`response`: expected strings",
+                        i + 1
+                    )),
+                });
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+#[derive(Debug)]
+pub struct Sft {
+    pub cfg: SftConfig,
+    pub policy: Model,
+    pub tokenizer: Tokenizer,
+    pub train: Vec<Example>,
+    pub val: Vec<Example>,
+    pub dropped: usize,
+    pub opt: AdamW,
+    pub step: u64,
+    consumed: u64,
+    pub run_dir: PathBuf,
+    pub metrics: MetricsLog,
+    pub export_hf: Option<Exporter>,
+}
+
+impl Sft {
+    pub fn new(cfg: SftConfig, policy: Model, tokenizer: Tokenizer, resume: bool) -> Result<Sft> {
+        let renderer = PromptRenderer::new(&cfg.data, "", &tokenizer)?;
+        let (train, d1) = load_examples(&cfg.train, &cfg, &renderer)?;
+        let (mut val, d2) = load_examples(&cfg.val, &cfg, &renderer)?;
+        if cfg.val_limit > 0 {
+            val.truncate(cfg.val_limit);
+        }
+        if train.is_empty() {
+            return Err(crate::config::ConfigError::Invalid(
+                "the warm-up has no training example (check sft train files and max_seq_tokens)"
+                    .into(),
+            )
+            .into());
+        }
+        let vars: Vec<Var> = policy
+            .trainable_vars()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect();
+        let o = &cfg.optim;
+        let mut opt = AdamW::new(
+            vars,
+            AdamWConfig {
+                lr: o.lr,
+                beta1: o.beta1,
+                beta2: o.beta2,
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            },
+        )?;
+        let run_dir = cfg.out_dir.clone();
+        let (mut step, mut consumed) = (0, 0);
+        if resume && let Some(dir) = checkpoint::latest(&run_dir) {
+            let loaded = checkpoint::load(&dir, policy.trainable_vars())?;
+            if loaded.state.kind != "sft" {
+                return Err(TrainError::Kind {
+                    path: dir,
+                    found: loaded.state.kind,
+                    expected: "sft".into(),
+                });
+            }
+            opt.restore(loaded.moments, loaded.state.optimizer_step)?;
+            step = loaded.state.step;
+            consumed = loaded.state.cursor.consumed.first().copied().unwrap_or(0);
+        }
+        let metrics = MetricsLog::open(&run_dir, Some(step)).map_err(|e| TrainError::Io {
+            path: run_dir.clone(),
+            source: e,
+        })?;
+        let cfg_path = run_dir.join("sft_config.toml");
+        let text = toml::to_string_pretty(&cfg).unwrap_or_default();
+        medu1_core::atomic::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
+            TrainError::Io {
+                path: cfg_path,
+                source: e,
+            }
+        })?;
+        Ok(Sft {
+            cfg,
+            policy,
+            tokenizer,
+            train,
+            val,
+            dropped: d1 + d2,
+            opt,
+            step,
+            consumed,
+            run_dir,
+            metrics,
+            export_hf: None,
+        })
+    }
+
+    fn example(&self, k: u64) -> &Example {
+        let n = self.train.len() as u64;
+        let mut order: Vec<usize> = (0..n as usize).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            self.cfg.seed ^ (k / n).wrapping_mul(0x9e37),
+        ));
+        &self.train[order[(k % n) as usize]]
+    }
+
+    /// Mean token cross-entropy of `examples` (no update).
+    fn loss_of(
+        &self,
+        examples: &[&Example],
+        grads: Option<(f64, &mut Option<GradStore>)>,
+    ) -> Result<(f64, f64)> {
+        let seqs: Vec<Sequence> = examples
+            .iter()
+            .map(|e| Sequence {
+                prompt: e.prompt.clone(),
+                response: e.response.clone(),
+                advantage: 0.0,
+            })
+            .collect();
+        let packed = pack(&seqs.iter().collect::<Vec<_>>())?;
+        let (lp, _) = response_logprobs(&self.policy, &packed, 1.0, false)?;
+        let (s, n) = masked_sum(&lp.detach(), &packed.mask)?;
+        if let Some((total_tokens, acc)) = grads {
+            // Σ(-log p) / (tokens of the whole step): micro-batches add up to the step's token mean.
+            let loss = ((lp * &packed.mask)?.sum_all()?.neg()? / total_tokens)?;
+            let g = loss.backward()?;
+            *acc = Some(match acc.take() {
+                None => g,
+                Some(mut a) => {
+                    for v in self.opt.vars() {
+                        if let Some(gv) = g.get(v) {
+                            let sum = match a.get(v) {
+                                Some(x) => (x + gv)?,
+                                None => gv.clone(),
+                            };
+                            a.insert(v, sum);
+                        }
+                    }
+                    a
+                }
+            });
+        }
+        Ok((-s, n))
+    }
+
+    pub fn step(&mut self) -> Result<Record> {
+        let t = Instant::now();
+        let step = self.step + 1;
+        let bs = self.cfg.batch_size.max(1);
+        let mut batch: Vec<Example> = (0..bs as u64)
+            .map(|i| self.example(self.consumed + i).clone())
+            .collect();
+        self.consumed += bs as u64;
+        // Length buckets: similar lengths share a micro-batch, so little compute goes to padding.
+        batch.sort_by_key(|e| e.prompt.len() + e.response.len());
+        let total_tokens: usize = batch.iter().map(|e| e.response.len()).sum();
+        let mut grads = None;
+        let (mut nll, mut tok) = (0.0, 0.0);
+        for chunk in batch.chunks(self.cfg.optim.micro_batch_size.max(1)) {
+            let refs: Vec<&Example> = chunk.iter().collect();
+            let (s, n) = self.loss_of(&refs, Some((total_tokens as f64, &mut grads)))?;
+            nll += s;
+            tok += n;
+        }
+        let mut grads = grads.unwrap_or_default();
+        let vars = self.opt.vars().to_vec();
+        let norm = clip_grad_norm(&vars, &mut grads, self.cfg.optim.grad_clip)?;
+        let lr = self.cfg.optim.lr * self.cfg.optim.schedule.multiplier(self.opt.step);
+        self.opt.step(&grads, lr)?;
+        self.step = step;
+        let secs = t.elapsed().as_secs_f64();
+        let mut rec = Record::new();
+        rec.insert("step".into(), step as f64);
+        rec.insert("sft/loss".into(), nll / tok.max(1.0));
+        rec.insert("sft/grad_norm".into(), norm);
+        rec.insert("sft/lr".into(), lr);
+        rec.insert("sft/tokens".into(), tok);
+        rec.insert("tokens_per_s/train".into(), tok / secs.max(1e-9));
+        let last = step as usize == self.cfg.steps;
+        let ve = self.cfg.val_every;
+        if !self.val.is_empty() && ((ve > 0 && (step as usize).is_multiple_of(ve)) || last) {
+            rec.insert("sft/val_loss".into(), self.validate()?);
+        }
+        let se = self.cfg.save_every;
+        if (se > 0 && (step as usize).is_multiple_of(se)) || last {
+            self.save()?;
+        }
+        rec.insert("time/step_s".into(), t.elapsed().as_secs_f64());
+        self.metrics.push(rec.clone()).map_err(|e| TrainError::Io {
+            path: self.run_dir.join("metrics.jsonl"),
+            source: e,
+        })?;
+        Ok(rec)
+    }
+
+    /// Mean token cross-entropy over the validation examples.
+    pub fn validate(&self) -> Result<f64> {
+        let (mut s, mut n) = (0.0, 0.0);
+        for e in &self.val {
+            let (a, b) = self.loss_of(&[e], None)?;
+            s += a;
+            n += b;
+        }
+        Ok(s / n.max(1.0))
+    }
+
+    pub fn save(&self) -> Result<PathBuf> {
+        let state = TrainerState {
+            step: self.step,
+            optimizer_step: self.opt.step,
+            cursor: Cursor {
+                consumed: vec![self.consumed],
+            },
+            kind: "sft".into(),
+        };
+        let export = |dir: &Path| -> std::result::Result<(), String> {
+            match (&self.export_hf, self.cfg.export_hf) {
+                (Some(f), true) => (f.0)(&self.policy, &dir.join("hf")),
+                _ => Ok(()),
+            }
+        };
+        Ok(checkpoint::save(
+            &self.run_dir,
+            &state,
+            self.policy.trainable_vars(),
+            &self.opt.moments(),
+            self.cfg.keep_last,
+            &export,
+        )?)
+    }
+
+    /// Hands the trained policy on (to GRPO).
+    pub fn into_policy(self) -> Model {
+        self.policy
+    }
+}
