@@ -29,6 +29,10 @@ pub enum DataCommand {
         #[arg(long)]
         format: Option<Format>,
     },
+    /// Same as `medu1 calc verify`: check the calculators against MedCalc-Bench's labels.
+    VerifyCalc(super::calc::VerifyArgs),
+    /// Same as `medu1 calc synth`: generate verifiable calculation training rows.
+    SynthCalc(super::calc::SynthArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +84,8 @@ pub fn run(c: DataCommand) -> anyhow::Result<()> {
     match c {
         DataCommand::Prepare(a) => prepare(a),
         DataCommand::Inspect { files, format } => inspect(&files, format),
+        DataCommand::VerifyCalc(a) => super::calc::run(super::calc::CalcCommand::Verify(a)),
+        DataCommand::SynthCalc(a) => super::calc::run(super::calc::CalcCommand::Synth(a)),
     }
 }
 
