@@ -6,7 +6,7 @@
 //! schedule; [`Grpo::step`] runs one step and returns its metrics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
@@ -20,8 +20,9 @@ use crate::config::TrainConfig;
 use crate::dataset::{PromptPool, PromptRenderer, load_sources};
 use crate::loss::{ClipRange, aggregate, kl_penalty, policy_loss};
 use crate::metrics::{MetricsLog, Record, mean_std};
-use crate::optim::{AdamW, AdamWConfig, clip_grad_norm};
+use crate::optim::{AdamW, clip_grad_norm};
 use crate::rollout::{Rewarder, Scored, rollout};
+use crate::run::{self, Exporter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -112,18 +113,6 @@ pub struct Grpo {
     pub export_hf: Option<Exporter>,
 }
 
-/// Writes a Hugging Face folder for a policy (weights, config, tokenizer files).
-pub struct Exporter(pub Box<ExportFn>);
-
-/// The function behind an [`Exporter`].
-pub type ExportFn = dyn Fn(&Model, &Path) -> std::result::Result<(), String> + Send;
-
-impl std::fmt::Debug for Exporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Exporter")
-    }
-}
-
 impl Grpo {
     /// Builds the trainer from a loaded policy (train mode) and tokenizer. With `resume`, the
     /// newest checkpoint of `cfg.trainer.out_dir` is restored.
@@ -159,50 +148,15 @@ impl Grpo {
         } else {
             None
         };
-        let vars: Vec<Var> = policy
-            .trainable_vars()
-            .iter()
-            .map(|(_, v)| v.clone())
-            .collect();
-        let o = &cfg.optim;
-        let mut opt = AdamW::new(
-            vars,
-            AdamWConfig {
-                lr: o.lr,
-                beta1: o.beta1,
-                beta2: o.beta2,
-                eps: o.eps,
-                weight_decay: o.weight_decay,
-            },
-        )?;
+        let mut opt = run::optimizer(&policy, &cfg.optim)?;
         let run_dir = cfg.trainer.out_dir.clone();
         let mut train = train;
         let mut step = 0;
-        if resume && let Some(dir) = checkpoint::latest(&run_dir) {
-            let loaded = checkpoint::load(&dir, policy.trainable_vars())?;
-            if loaded.state.kind != "grpo" {
-                return Err(TrainError::Kind {
-                    path: dir,
-                    found: loaded.state.kind,
-                    expected: "grpo".into(),
-                });
-            }
-            opt.restore(loaded.moments, loaded.state.optimizer_step)?;
-            train.cursor = loaded.state.cursor;
-            step = loaded.state.step;
+        if resume && let Some(state) = run::resume(&run_dir, "grpo", &policy, &mut opt)? {
+            train.cursor = state.cursor;
+            step = state.step;
         }
-        let metrics = MetricsLog::open(&run_dir, Some(step)).map_err(|e| TrainError::Io {
-            path: run_dir.clone(),
-            source: e,
-        })?;
-        let cfg_path = run_dir.join("config.toml");
-        let text = toml::to_string_pretty(&cfg).unwrap_or_default();
-        medu1_core::atomic::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
-            TrainError::Io {
-                path: cfg_path,
-                source: e,
-            }
-        })?;
+        let metrics = run::open_run(&run_dir, step, "config.toml", &cfg)?;
         Ok(Grpo {
             cfg,
             policy,
@@ -437,22 +391,7 @@ impl Grpo {
                     }
                     let loss = (loss / accum)?;
                     add("loss", loss.to_scalar::<f32>()? as f64 * accum, 1.0);
-                    let g = loss.backward()?;
-                    grads = Some(match grads {
-                        None => g,
-                        Some(mut acc) => {
-                            for v in &vars {
-                                if let Some(gv) = g.get(v) {
-                                    let sum = match acc.get(v) {
-                                        Some(a) => (a + gv)?,
-                                        None => gv.clone(),
-                                    };
-                                    acc.insert(v, sum);
-                                }
-                            }
-                            acc
-                        }
-                    });
+                    run::accumulate(&mut grads, loss.backward()?, &vars)?;
                 }
                 let mut grads = grads.unwrap_or_default();
                 let norm = clip_grad_norm(&vars, &mut grads, o.grad_clip)?;
@@ -512,20 +451,18 @@ impl Grpo {
             cursor: self.train.cursor.clone(),
             kind: "grpo".into(),
         };
-        let export = |dir: &Path| -> std::result::Result<(), String> {
-            match (&self.export_hf, self.cfg.trainer.export_hf) {
-                (Some(f), true) => (f.0)(&self.policy, &dir.join("hf")),
-                _ => Ok(()),
-            }
-        };
-        Ok(checkpoint::save(
+        let exporter = self
+            .export_hf
+            .as_ref()
+            .filter(|_| self.cfg.trainer.export_hf);
+        run::save(
             &self.run_dir,
             &state,
-            self.policy.trainable_vars(),
-            &self.opt.moments(),
+            &self.policy,
+            &self.opt,
             self.cfg.trainer.keep_last,
-            &export,
-        )?)
+            exporter,
+        )
     }
 }
 

@@ -15,14 +15,16 @@ pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod rollout;
+pub mod run;
 pub mod sft;
 
 pub use advantage::{AdvantageEstimator, advantages, zero_variance_share};
 pub use config::{TrainConfig, load_toml};
-pub use grpo::{Exporter, Grpo, Progress, TrainError};
+pub use grpo::{Grpo, Progress, TrainError};
 pub use loss::{
     ClipRange, KlEstimator, LossAgg, PolicyLoss, entropy_from_logits, kl_penalty, policy_loss,
 };
 pub use optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
 pub use rollout::{MedU1Rewarder, RewardInput, RewardOutput, Rewarder};
+pub use run::Exporter;
 pub use sft::{Sft, SftConfig, sft_target};

@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Var;
 use candle_core::backprop::GradStore;
 use medu1_core::{Sample, Task, TaskKind};
 use medu1_model::{Model, Tokenizer};
@@ -21,12 +20,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Sequence, masked_sum, pack, response_logprobs};
-use crate::checkpoint::{self, TrainerState};
+use crate::checkpoint::TrainerState;
 use crate::config::{DataConfig, DataFile, OptimConfig};
 use crate::dataset::{Cursor, DataError, PromptRenderer};
-use crate::grpo::{Exporter, Result, TrainError};
+use crate::grpo::{Result, TrainError};
 use crate::metrics::{MetricsLog, Record};
-use crate::optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
+use crate::optim::{AdamW, LrSchedule, clip_grad_norm};
+use crate::run::{self, Exporter};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -286,49 +286,14 @@ impl Sft {
             )
             .into());
         }
-        let vars: Vec<Var> = policy
-            .trainable_vars()
-            .iter()
-            .map(|(_, v)| v.clone())
-            .collect();
-        let o = &cfg.optim;
-        let mut opt = AdamW::new(
-            vars,
-            AdamWConfig {
-                lr: o.lr,
-                beta1: o.beta1,
-                beta2: o.beta2,
-                eps: o.eps,
-                weight_decay: o.weight_decay,
-            },
-        )?;
+        let mut opt = run::optimizer(&policy, &cfg.optim)?;
         let run_dir = cfg.out_dir.clone();
         let (mut step, mut consumed) = (0, 0);
-        if resume && let Some(dir) = checkpoint::latest(&run_dir) {
-            let loaded = checkpoint::load(&dir, policy.trainable_vars())?;
-            if loaded.state.kind != "sft" {
-                return Err(TrainError::Kind {
-                    path: dir,
-                    found: loaded.state.kind,
-                    expected: "sft".into(),
-                });
-            }
-            opt.restore(loaded.moments, loaded.state.optimizer_step)?;
-            step = loaded.state.step;
-            consumed = loaded.state.cursor.consumed.first().copied().unwrap_or(0);
+        if resume && let Some(state) = run::resume(&run_dir, "sft", &policy, &mut opt)? {
+            step = state.step;
+            consumed = state.cursor.consumed.first().copied().unwrap_or(0);
         }
-        let metrics = MetricsLog::open(&run_dir, Some(step)).map_err(|e| TrainError::Io {
-            path: run_dir.clone(),
-            source: e,
-        })?;
-        let cfg_path = run_dir.join("sft_config.toml");
-        let text = toml::to_string_pretty(&cfg).unwrap_or_default();
-        medu1_core::atomic::write_atomic(&cfg_path, text.as_bytes()).map_err(|e| {
-            TrainError::Io {
-                path: cfg_path,
-                source: e,
-            }
-        })?;
+        let metrics = run::open_run(&run_dir, step, "sft_config.toml", &cfg)?;
         Ok(Sft {
             cfg,
             policy,
@@ -374,22 +339,8 @@ impl Sft {
         if let Some((total_tokens, acc)) = grads {
             // Σ(-log p) / (tokens of the whole step): micro-batches add up to the step's token mean.
             let loss = ((lp * &packed.mask)?.sum_all()?.neg()? / total_tokens)?;
-            let g = loss.backward()?;
-            *acc = Some(match acc.take() {
-                None => g,
-                Some(mut a) => {
-                    for v in self.opt.vars() {
-                        if let Some(gv) = g.get(v) {
-                            let sum = match a.get(v) {
-                                Some(x) => (x + gv)?,
-                                None => gv.clone(),
-                            };
-                            a.insert(v, sum);
-                        }
-                    }
-                    a
-                }
-            });
+            let vars = self.opt.vars().to_vec();
+            run::accumulate(acc, loss.backward()?, &vars)?;
         }
         Ok((-s, n))
     }
@@ -464,20 +415,15 @@ impl Sft {
             },
             kind: "sft".into(),
         };
-        let export = |dir: &Path| -> std::result::Result<(), String> {
-            match (&self.export_hf, self.cfg.export_hf) {
-                (Some(f), true) => (f.0)(&self.policy, &dir.join("hf")),
-                _ => Ok(()),
-            }
-        };
-        Ok(checkpoint::save(
+        let exporter = self.export_hf.as_ref().filter(|_| self.cfg.export_hf);
+        run::save(
             &self.run_dir,
             &state,
-            self.policy.trainable_vars(),
-            &self.opt.moments(),
+            &self.policy,
+            &self.opt,
             self.cfg.keep_last,
-            &export,
-        )?)
+            exporter,
+        )
     }
 
     /// Hands the trained policy on (to GRPO).
