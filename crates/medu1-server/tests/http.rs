@@ -1,6 +1,8 @@
 //! The server over real HTTP on loopback: malformed input gets a 4xx naming the field and the
 //! server keeps serving; OpenRLHF's protocol round-trips; limits hold.
 
+#![allow(clippy::print_stdout)] // the golden check reports how many cases it compared
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,4 +213,90 @@ async fn score_route_reports_per_row_errors() {
     assert!(v["results"][0]["trace"].is_object());
     assert_eq!(v["results"][1]["error"]["field"], "lower_limit");
     assert_eq!(v["results"][2]["error"]["field"], "ground_truth");
+}
+
+fn golden_file() -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("MEDU1_GOLDEN_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden"),
+    };
+    let f = dir.join("rewards.jsonl");
+    f.is_file().then_some(f)
+}
+
+/// Every golden case through `/score` equals the library and the reference's recorded value for
+/// the released training settings (Merge, discrete, threshold 45, scale 100, check_think).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_rewards_through_http_equal_the_library() {
+    let Some(path) = golden_file() else {
+        println!("skipping: no golden rewards.jsonl (set MEDU1_GOLDEN_DIR)");
+        return;
+    };
+    let (base, _stop) = start(ServerConfig::default()).await;
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cases: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let profile = medu1_reward::Profile::med_u1();
+    let mut checked = 0;
+    for chunk in cases.chunks(256) {
+        let reqs: Vec<Value> = chunk
+            .iter()
+            .map(|c| {
+                let i = &c["input"];
+                json!({
+                    "data_source": i["data_source"], "solution_str": i["solution_str"],
+                    "ground_truth": i["ground_truth"], "lower_limit": i["lower_limit"],
+                    "upper_limit": i["upper_limit"], "num_tokens": i["num_tokens"],
+                    "valid_response_length": i["valid_response_length"],
+                })
+            })
+            .collect();
+        let (s, v) = post_raw(
+            &format!("{base}/score"),
+            json!({"requests": reqs}).to_string(),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        for ((case, req), got) in chunk
+            .iter()
+            .zip(&reqs)
+            .zip(v["results"].as_array().unwrap())
+        {
+            let lib = medu1_reward::score_request(
+                &profile,
+                &serde_json::from_value(req.clone()).unwrap(),
+                medu1_reward::ScoreOptions::default(),
+            );
+            let func = case["dispatch"]["train"].as_str().unwrap();
+            let row = &case["train"][4];
+            assert_eq!(
+                (
+                    row["reward_metric"].as_str(),
+                    row["reward_type"].as_str(),
+                    row["check_think"].as_bool()
+                ),
+                (Some("Merge"), Some("discrete"), Some(true))
+            );
+            let expected = &row[func];
+            match lib {
+                Ok(o) => {
+                    assert_eq!(got["reward"].as_f64(), Some(o.reward), "{}", case["id"]);
+                    assert_eq!(expected.as_f64(), Some(o.reward), "{}", case["id"]);
+                }
+                Err(_) => {
+                    assert!(got["error"].is_object(), "{}: {got}", case["id"]);
+                    assert!(
+                        expected["error"].is_string(),
+                        "{}: golden {expected}",
+                        case["id"]
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    println!("golden through HTTP: {checked} cases checked");
+    assert_eq!(checked, cases.len());
 }
