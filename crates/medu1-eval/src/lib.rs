@@ -13,6 +13,7 @@
 //! markdown / JSON / CSV and [`plot`] the bar chart.
 
 pub mod backend;
+pub mod curves;
 pub mod error;
 pub mod metrics;
 pub mod plot;
