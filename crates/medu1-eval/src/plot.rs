@@ -50,7 +50,12 @@ pub fn accuracy_chart(path: &Path, stats: &[BenchmarkStats]) -> Result<(), EvalE
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(56)
-            .build_cartesian_2d((0..stats.len().max(1)).into_segmented(), 0f64..100f64)
+            // Integer ranges are inclusive: `0..len-1` gives one segment per benchmark (a single
+            // benchmark keeps 0..1, since an empty range cannot be mapped).
+            .build_cartesian_2d(
+                (0..stats.len().saturating_sub(1).max(1)).into_segmented(),
+                0f64..100f64,
+            )
             .map_err(|e| err(e.to_string()))?;
         chart
             .configure_mesh()
