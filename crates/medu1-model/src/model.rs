@@ -255,6 +255,25 @@ pub struct Model {
 
 const NEG_INF: f32 = -1e30;
 
+/// Which positions' logits a forward pass returns.
+#[derive(Debug, Clone, Copy)]
+enum Positions {
+    All,
+    Last,
+    Span(usize, usize),
+}
+
+/// Keys and values a layer attends to besides those of its own input.
+#[derive(Clone, Copy)]
+enum Past<'a> {
+    None,
+    /// A preallocated cache `(k, v, len)`: the new keys are written after `len`.
+    Cache(&'a Tensor, &'a Tensor, usize),
+    /// The keys and values `[1, kv_heads, P, head_dim]` of a prompt shared by every row
+    /// (already rotated), part of the autograd graph.
+    Shared(&'a Tensor, &'a Tensor),
+}
+
 /// The per-call position and mask inputs shared by all layers.
 struct Step {
     cos: Tensor,
@@ -497,7 +516,80 @@ impl Model {
         let mut next_pos = vec![0u32; b];
         let mut rows: Vec<Vec<bool>> = vec![Vec::new(); b];
         let step = self.step(&valid, &mut rows, &mut next_pos, 0)?;
-        self.run(input_ids, &step, None, false)
+        self.run(input_ids, &step, None, Positions::All)
+    }
+
+    /// Logits `[batch, len, vocab]` of positions `start..start + len` only. The final norm and
+    /// the LM head (the vocabulary-wide matmul and its `[batch, seq, vocab]` output, most of a
+    /// training step's activation memory) then run on those positions alone; a trainer that
+    /// scores only the response needs no more.
+    pub fn forward_span(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        start: usize,
+        len: usize,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        if len == 0 || start + len > t {
+            return Err(ModelError::Input(format!(
+                "span {start}..{} outside a sequence of {t} tokens",
+                start + len
+            )));
+        }
+        let valid = mask_rows(attention_mask, b, t)?;
+        let mut next_pos = vec![0u32; b];
+        let mut rows: Vec<Vec<bool>> = vec![Vec::new(); b];
+        let step = self.step(&valid, &mut rows, &mut next_pos, 0)?;
+        self.run(input_ids, &step, None, Positions::Span(start, len))
+    }
+
+    /// Logits `[k, R, vocab]` that predict each row of `responses` (`[k, R]`, right-padded)
+    /// after one shared `prompt` (`[1, P]`): column 0 comes from the prompt's last position,
+    /// column j from response token j-1. The prompt runs through the layers once and every
+    /// response attends to its keys and values, so a group of n samples of one prompt costs one
+    /// prompt pass instead of n, with the same values and gradients as n padded sequences.
+    pub fn forward_shared_prefix(&self, prompt: &Tensor, responses: &Tensor) -> Result<Tensor> {
+        let (pb, p) = prompt.dims2()?;
+        let (k, r) = responses.dims2()?;
+        if pb != 1 || p == 0 || r == 0 || k == 0 {
+            return Err(ModelError::Input(format!(
+                "shared-prefix forward needs a [1, P] prompt and [k, R] responses, got [{pb}, {p}] and [{k}, {r}]"
+            )));
+        }
+        let mut rows = vec![Vec::new()];
+        let mut next = vec![0u32];
+        let step_p = self.step(&[vec![true; p]], &mut rows, &mut next, 0)?;
+        // Responses continue at position P and see the whole prompt; right padding needs no
+        // mask of its own since real tokens never look ahead.
+        let mut rows = vec![vec![true; p]; k];
+        let mut next = vec![p as u32; k];
+        let step_r = self.step(&vec![vec![true; r]; k], &mut rows, &mut next, p)?;
+        let hidden = self.config.hidden_size;
+        let embed = |ids: &Tensor, b: usize, t: usize| -> Result<Tensor> {
+            let flat = ids.to_dtype(DType::U32)?.flatten_all()?;
+            Ok(self
+                .embed_tokens
+                .index_select(&flat, 0)?
+                .reshape((b, t, hidden))?)
+        };
+        let mut xp = embed(prompt, 1, p)?;
+        let mut xr = embed(responses, k, r)?;
+        for layer in &self.layers {
+            let (yp, pk, pv) = self.layer_forward(layer, &xp, &step_p, Past::None)?;
+            xr = self
+                .layer_forward(layer, &xr, &step_r, Past::Shared(&pk, &pv))?
+                .0;
+            xp = yp;
+        }
+        let last = xp.narrow(1, p - 1, 1)?.broadcast_as((k, 1, hidden))?;
+        let x = if r == 1 {
+            last.contiguous()?
+        } else {
+            Tensor::cat(&[&last.contiguous()?, &xr.narrow(1, 0, r - 1)?], 1)?
+        };
+        let x = self.rms_norm(&x, &self.norm)?;
+        self.lm_head.forward(&x)
     }
 
     /// Log-softmax of `logits / temperature` at every position, `[batch, seq, vocab]`.
@@ -571,7 +663,12 @@ impl Model {
         cache.valid = rows;
         cache.next_pos = next_pos;
         let step = step?;
-        let out = self.run(input_ids, &step, Some(cache), last_only)?;
+        let positions = if last_only {
+            Positions::Last
+        } else {
+            Positions::All
+        };
+        let out = self.run(input_ids, &step, Some(cache), positions)?;
         cache.len += t;
         Ok(out)
     }
@@ -636,7 +733,7 @@ impl Model {
         input_ids: &Tensor,
         step: &Step,
         mut cache: Option<&mut KvCache>,
-        last_only: bool,
+        positions: Positions,
     ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         let ids = input_ids.to_dtype(DType::U32)?.flatten_all()?;
@@ -645,19 +742,22 @@ impl Model {
                 .index_select(&ids, 0)?
                 .reshape((b, t, self.config.hidden_size))?;
         for (li, layer) in self.layers.iter().enumerate() {
-            let kv = match cache.as_deref_mut() {
-                Some(c) => Some((&c.k[li], &c.v[li], c.len)),
-                None => None,
+            let past = match cache.as_deref_mut() {
+                Some(c) => Past::Cache(&c.k[li], &c.v[li], c.len),
+                None => Past::None,
             };
-            x = self.layer_forward(layer, &x, step, kv)?;
+            x = self.layer_forward(layer, &x, step, past)?.0;
         }
-        let x = if last_only { x.narrow(1, t - 1, 1)? } else { x };
+        let x = match positions {
+            Positions::All => x,
+            Positions::Last => x.narrow(1, t - 1, 1)?,
+            Positions::Span(start, len) => x.narrow(1, start, len)?,
+        };
         let x = self.rms_norm(&x, &self.norm)?;
         let logits = self.lm_head.forward(&x)?;
-        Ok(if last_only {
-            logits.squeeze(1)?
-        } else {
-            logits
+        Ok(match positions {
+            Positions::Last => logits.squeeze(1)?,
+            _ => logits,
         })
     }
 
@@ -684,8 +784,8 @@ impl Model {
         layer: &DecoderLayer,
         x: &Tensor,
         step: &Step,
-        kv: Option<(&Tensor, &Tensor, usize)>,
-    ) -> Result<Tensor> {
+        past: Past<'_>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let cfg = &self.config;
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (
@@ -719,13 +819,20 @@ impl Model {
         let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
         let q = self.rope(&q, &step.cos, &step.sin)?;
         let k = self.rope(&k, &step.cos, &step.sin)?;
-        let (k, v) = match kv {
-            Some((ck, cv, len)) => {
+        let (new_k, new_v) = (k.clone(), v.clone());
+        let (k, v) = match past {
+            Past::Cache(ck, cv, len) => {
                 ck.slice_set(&k, 2, len)?;
                 cv.slice_set(&v, 2, len)?;
                 (ck.narrow(2, 0, len + t)?, cv.narrow(2, 0, len + t)?)
             }
-            None => (k, v),
+            Past::Shared(pk, pv) => {
+                let (_, _, p, _) = pk.dims4()?;
+                let pk = pk.broadcast_as((b, nkv, p, hd))?.contiguous()?;
+                let pv = pv.broadcast_as((b, nkv, p, hd))?.contiguous()?;
+                (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?)
+            }
+            Past::None => (k, v),
         };
         let l = k.dim(2)?;
         let rep = nh / nkv;
@@ -763,7 +870,7 @@ impl Model {
             }
         };
         let m = (candle_nn::ops::silu(&g)? * u)?;
-        Ok((x + layer.mlp.down_proj.forward(&m)?)?)
+        Ok(((x + layer.mlp.down_proj.forward(&m)?)?, new_k, new_v))
     }
 
     /// Writes the trainable weights as `model.safetensors` with Hugging Face names, plus

@@ -244,6 +244,95 @@ fn every_trainable_weight_gets_a_gradient() {
 }
 
 #[test]
+fn forward_span_equals_the_same_columns_of_a_full_forward() {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), arch);
+        for opts in [LoadOptions::train(), infer_f32()] {
+            let model = Model::from_hf_dir(dir.path(), opts).unwrap();
+            let input = Tensor::new(
+                &[[1u32, 5, 9, 17, 33, 8], [0, 0, 1, 40, 22, 7]],
+                &Device::Cpu,
+            )
+            .unwrap();
+            let mask =
+                Tensor::new(&[[1u8, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]], &Device::Cpu).unwrap();
+            let full = model.forward(&input, Some(&mask)).unwrap();
+            let span = model.forward_span(&input, Some(&mask), 3, 2).unwrap();
+            assert_eq!(span.dims(), &[2, 2, cfg_vocab(&full)]);
+            let d = max_diff(&span, &full.narrow(1, 3, 2).unwrap());
+            assert!(d < 1e-5, "{arch:?}: span differs by {d}");
+            assert!(model.forward_span(&input, Some(&mask), 5, 2).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_shared_prompt_gives_the_values_and_gradients_of_separate_sequences() {
+    for arch in [Arch::Llama, Arch::Qwen2] {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), arch);
+        let model = Model::from_hf_dir(dir.path(), LoadOptions::train()).unwrap();
+        let prompt = [1u32, 5, 9, 17];
+        // Right-padded responses of different lengths.
+        let responses = [[33u32, 8, 12], [40, 22, 0]];
+        let lens = [3usize, 2];
+        let shared = model
+            .forward_shared_prefix(
+                &ids(&prompt),
+                &Tensor::new(&responses, &Device::Cpu).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(shared.dims()[..2], [2, 3]);
+        let loss_of = |logits: &Tensor, row: usize, len: usize| {
+            let lsm = candle_nn::ops::log_softmax(logits, D::Minus1).unwrap();
+            let mut terms = Vec::new();
+            for (j, &t) in responses[row].iter().enumerate().take(len) {
+                terms.push(lsm.get(j).unwrap().get(t as usize).unwrap());
+            }
+            Tensor::stack(&terms, 0).unwrap().sum_all().unwrap()
+        };
+        let mut separate_loss = Vec::new();
+        for (row, &len) in lens.iter().enumerate() {
+            let mut seq = prompt.to_vec();
+            seq.extend_from_slice(&responses[row][..len]);
+            let full = model.forward(&ids(&seq), None).unwrap().squeeze(0).unwrap();
+            let cols = full.narrow(0, prompt.len() - 1, len).unwrap();
+            let mine = shared.get(row).unwrap().narrow(0, 0, len).unwrap();
+            let d = max_diff(&cols, &mine);
+            assert!(d < 1e-4, "{arch:?} row {row}: logits differ by {d}");
+            separate_loss.push(loss_of(&cols, row, len));
+        }
+        let separate = (&separate_loss[0] + &separate_loss[1]).unwrap();
+        let joint = (loss_of(&shared.get(0).unwrap(), 0, lens[0])
+            + loss_of(&shared.get(1).unwrap(), 1, lens[1]))
+        .unwrap();
+        let ga = separate.backward().unwrap();
+        let gb = joint.backward().unwrap();
+        for (name, var) in model.trainable_vars() {
+            let a = ga.get(var.as_tensor()).unwrap();
+            let b = gb.get(var.as_tensor()).unwrap();
+            let scale = a
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let d = max_diff(a, b);
+            assert!(
+                d <= 1e-4 * scale.max(1e-3),
+                "{arch:?} {name}: gradients differ by {d} (scale {scale})"
+            );
+        }
+    }
+}
+
+fn cfg_vocab(logits: &Tensor) -> usize {
+    logits.dims()[2]
+}
+
+#[test]
 fn kv_cache_decoding_equals_full_recomputation() {
     for arch in [Arch::Llama, Arch::Qwen2] {
         let dir = tempfile::tempdir().unwrap();

@@ -1,9 +1,13 @@
 //! Packing prompt + response sequences into padded tensors, and the per-token log-probabilities
 //! (and entropies) of the response tokens under a model.
 //!
-//! Layout: prompts left-padded to a common width P, responses right-padded to a common width R,
-//! so every response starts at column P and the logits that predict it are columns P-1..P+R-1.
-//! Only those columns go through the softmax, which halves the memory of long-prompt batches.
+//! Layout: when every sequence of a micro-batch continues the same prompt (the n samples of a
+//! GRPO group), the prompt is run once and shared ([`Inputs::Shared`]): a group costs one prompt
+//! pass instead of n. Otherwise prompts are left-padded to a common width P, responses
+//! right-padded to a common width R, so every response starts at column P and the logits that
+//! predict it are columns P-1..P+R-1.
+//! Only those columns go through the LM head and the softmax: with prompts several times longer
+//! than responses, the vocabulary-wide logits would otherwise dominate a step's memory.
 
 use candle_core::{D, DType, Device, Result, Tensor};
 use medu1_model::Model;
@@ -16,19 +20,29 @@ pub struct Sequence {
     pub advantage: f32,
 }
 
+/// The model inputs of a micro-batch.
+#[derive(Debug)]
+pub enum Inputs {
+    /// Distinct prompts: `ids` `[b, P+R]` with prompts left-padded to `prompt_width` P,
+    /// `attention` `[b, P+R]` 1 for real tokens.
+    Padded {
+        ids: Tensor,
+        attention: Tensor,
+        prompt_width: usize,
+    },
+    /// One prompt `[1, P]` continued by every row of `responses` `[b, R]`.
+    Shared { prompt: Tensor, responses: Tensor },
+}
+
 #[derive(Debug)]
 pub struct Packed {
-    /// `[b, P+R]` token ids.
-    pub ids: Tensor,
-    /// `[b, P+R]` 1 for real tokens.
-    pub attention: Tensor,
+    pub inputs: Inputs,
     /// `[b, R]` response token ids (0 in padding).
     pub response_ids: Tensor,
     /// `[b, R]` 1 for real response tokens.
     pub mask: Tensor,
     /// `[b, R]` the sequence's advantage at every response position.
     pub advantages: Tensor,
-    pub prompt_width: usize,
     pub response_width: usize,
 }
 
@@ -46,6 +60,9 @@ pub fn pack(seqs: &[&Sequence]) -> Result<Packed> {
         .max()
         .unwrap_or(1)
         .max(1);
+    let shared = seqs
+        .first()
+        .is_some_and(|f| !f.prompt.is_empty() && seqs.iter().all(|s| s.prompt == f.prompt));
     let w = p + r;
     let mut ids = vec![0u32; b * w];
     let mut att = vec![0f32; b * w];
@@ -67,13 +84,24 @@ pub fn pack(seqs: &[&Sequence]) -> Result<Packed> {
         }
     }
     let dev = Device::Cpu;
+    let response_ids = Tensor::from_vec(rids, (b, r), &dev)?;
+    let inputs = if shared {
+        Inputs::Shared {
+            prompt: Tensor::from_vec(seqs[0].prompt.clone(), (1, p), &dev)?,
+            responses: response_ids.clone(),
+        }
+    } else {
+        Inputs::Padded {
+            ids: Tensor::from_vec(ids, (b, w), &dev)?,
+            attention: Tensor::from_vec(att, (b, w), &dev)?,
+            prompt_width: p,
+        }
+    };
     Ok(Packed {
-        ids: Tensor::from_vec(ids, (b, w), &dev)?,
-        attention: Tensor::from_vec(att, (b, w), &dev)?,
-        response_ids: Tensor::from_vec(rids, (b, r), &dev)?,
+        inputs,
+        response_ids,
         mask: Tensor::from_vec(mask, (b, r), &dev)?,
         advantages: Tensor::from_vec(adv, (b, r), &dev)?,
-        prompt_width: p,
         response_width: r,
     })
 }
@@ -86,10 +114,15 @@ pub fn response_logprobs(
     temperature: f64,
     with_entropy: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let logits = model
-        .forward(&batch.ids, Some(&batch.attention))
-        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    let logits = logits.narrow(1, batch.prompt_width - 1, batch.response_width)?;
+    let logits = match &batch.inputs {
+        Inputs::Padded {
+            ids,
+            attention,
+            prompt_width,
+        } => model.forward_span(ids, Some(attention), prompt_width - 1, batch.response_width),
+        Inputs::Shared { prompt, responses } => model.forward_shared_prefix(prompt, responses),
+    }
+    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let logits = if temperature != 1.0 && temperature > 0.0 {
         (logits / temperature)?
     } else {
@@ -143,13 +176,21 @@ mod tests {
             advantage: -0.5,
         };
         let p = pack(&[&a, &b]).unwrap();
-        assert_eq!((p.prompt_width, p.response_width), (3, 3));
+        let Inputs::Padded {
+            ids,
+            attention,
+            prompt_width,
+        } = &p.inputs
+        else {
+            panic!("distinct prompts must be padded")
+        };
+        assert_eq!((*prompt_width, p.response_width), (3, 3));
         assert_eq!(
-            p.ids.to_vec2::<u32>().unwrap(),
+            ids.to_vec2::<u32>().unwrap(),
             vec![vec![5, 6, 7, 8, 0, 0], vec![0, 0, 9, 10, 11, 12]]
         );
         assert_eq!(
-            p.attention.to_vec2::<f32>().unwrap(),
+            attention.to_vec2::<f32>().unwrap(),
             vec![vec![1., 1., 1., 1., 0., 0.], vec![0., 0., 1., 1., 1., 1.]]
         );
         assert_eq!(
@@ -163,6 +204,32 @@ mod tests {
         assert_eq!(
             p.advantages.to_vec2::<f32>().unwrap()[0],
             vec![1.5, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn samples_of_one_prompt_share_it() {
+        let a = Sequence {
+            prompt: vec![5, 6, 7],
+            response: vec![8],
+            advantage: 1.0,
+        };
+        let b = Sequence {
+            response: vec![10, 11],
+            ..a.clone()
+        };
+        let p = pack(&[&a, &b]).unwrap();
+        let Inputs::Shared { prompt, responses } = &p.inputs else {
+            panic!("one prompt must be shared")
+        };
+        assert_eq!(prompt.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7]]);
+        assert_eq!(
+            responses.to_vec2::<u32>().unwrap(),
+            vec![vec![8, 0], vec![10, 11]]
+        );
+        assert_eq!(
+            p.mask.to_vec2::<f32>().unwrap(),
+            vec![vec![1., 0.], vec![1., 1.]]
         );
     }
 }

@@ -95,6 +95,22 @@ pub fn read_metrics(run_dir: &Path) -> std::io::Result<Vec<Record>> {
         .collect())
 }
 
+/// `records` preceded by the validation before training (`val_before.json`, written when
+/// `trainer.val_before_train` is set) as step 0, so curves start from the baseline the run
+/// is judged against. Without that file the records are returned as they are.
+pub fn with_validation_baseline(run_dir: &Path, records: &[Record]) -> Vec<Record> {
+    let baseline = std::fs::read_to_string(run_dir.join("val_before.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Record>(&s).ok());
+    let mut out = Vec::with_capacity(records.len() + 1);
+    if let Some(mut b) = baseline {
+        b.insert("step".into(), 0.0);
+        out.push(b);
+    }
+    out.extend(records.iter().cloned());
+    out
+}
+
 /// Mean and population standard deviation.
 pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     if xs.is_empty() {
@@ -109,6 +125,24 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn curves_start_from_the_validation_before_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Record::new();
+        r.insert("step".into(), 1.0);
+        assert_eq!(with_validation_baseline(dir.path(), &[r.clone()]).len(), 1);
+        std::fs::write(
+            dir.path().join("val_before.json"),
+            r#"{"val/reward/mean": -0.5, "val/format_rate": 0.6}"#,
+        )
+        .unwrap();
+        let out = with_validation_baseline(dir.path(), &[r]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["step"], 0.0);
+        assert_eq!(out[0]["val/reward/mean"], -0.5);
+        assert_eq!(out[1]["step"], 1.0);
+    }
 
     #[test]
     fn resume_truncates_later_steps_and_torn_lines() {
