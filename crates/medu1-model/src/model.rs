@@ -511,12 +511,7 @@ impl Model {
     /// Logits `[batch, seq, vocab]` at every position. `attention_mask` is `[batch, seq]` with 1
     /// for tokens and 0 for padding (any dtype); `None` means no padding.
     pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, t) = input_ids.dims2()?;
-        let valid = mask_rows(attention_mask, b, t)?;
-        let mut next_pos = vec![0u32; b];
-        let mut rows: Vec<Vec<bool>> = vec![Vec::new(); b];
-        let step = self.step(&valid, &mut rows, &mut next_pos, 0)?;
-        self.run(input_ids, &step, None, Positions::All)
+        self.forward_uncached(input_ids, attention_mask, Positions::All)
     }
 
     /// Logits `[batch, len, vocab]` of positions `start..start + len` only. The final norm and
@@ -530,18 +525,39 @@ impl Model {
         start: usize,
         len: usize,
     ) -> Result<Tensor> {
-        let (b, t) = input_ids.dims2()?;
+        let (_, t) = input_ids.dims2()?;
         if len == 0 || start + len > t {
             return Err(ModelError::Input(format!(
                 "span {start}..{} outside a sequence of {t} tokens",
                 start + len
             )));
         }
+        self.forward_uncached(input_ids, attention_mask, Positions::Span(start, len))
+    }
+
+    /// A whole-sequence pass without a KV cache (training, scoring).
+    fn forward_uncached(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        positions: Positions,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
         let valid = mask_rows(attention_mask, b, t)?;
         let mut next_pos = vec![0u32; b];
         let mut rows: Vec<Vec<bool>> = vec![Vec::new(); b];
         let step = self.step(&valid, &mut rows, &mut next_pos, 0)?;
-        self.run(input_ids, &step, None, Positions::Span(start, len))
+        self.run(input_ids, &step, None, positions)
+    }
+
+    /// Token embeddings `[b, t, hidden]` of `ids` `[b, t]`.
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let flat = ids.to_dtype(DType::U32)?.flatten_all()?;
+        Ok(self
+            .embed_tokens
+            .index_select(&flat, 0)?
+            .reshape((b, t, self.config.hidden_size))?)
     }
 
     /// Logits `[k, R, vocab]` that predict each row of `responses` (`[k, R]`, right-padded)
@@ -566,15 +582,8 @@ impl Model {
         let mut next = vec![p as u32; k];
         let step_r = self.step(&vec![vec![true; r]; k], &mut rows, &mut next, p)?;
         let hidden = self.config.hidden_size;
-        let embed = |ids: &Tensor, b: usize, t: usize| -> Result<Tensor> {
-            let flat = ids.to_dtype(DType::U32)?.flatten_all()?;
-            Ok(self
-                .embed_tokens
-                .index_select(&flat, 0)?
-                .reshape((b, t, hidden))?)
-        };
-        let mut xp = embed(prompt, 1, p)?;
-        let mut xr = embed(responses, k, r)?;
+        let mut xp = self.embed(prompt)?;
+        let mut xr = self.embed(responses)?;
         for layer in &self.layers {
             let (yp, pk, pv) = self.layer_forward(layer, &xp, &step_p, Past::None)?;
             xr = self
@@ -735,12 +744,8 @@ impl Model {
         mut cache: Option<&mut KvCache>,
         positions: Positions,
     ) -> Result<Tensor> {
-        let (b, t) = input_ids.dims2()?;
-        let ids = input_ids.to_dtype(DType::U32)?.flatten_all()?;
-        let mut x =
-            self.embed_tokens
-                .index_select(&ids, 0)?
-                .reshape((b, t, self.config.hidden_size))?;
+        let (_, t) = input_ids.dims2()?;
+        let mut x = self.embed(input_ids)?;
         for (li, layer) in self.layers.iter().enumerate() {
             let past = match cache.as_deref_mut() {
                 Some(c) => Past::Cache(&c.k[li], &c.v[li], c.len),

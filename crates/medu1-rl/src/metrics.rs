@@ -97,18 +97,35 @@ pub fn read_metrics(run_dir: &Path) -> std::io::Result<Vec<Record>> {
 
 /// `records` preceded by the validation before training (`val_before.json`, written when
 /// `trainer.val_before_train` is set) as step 0, so curves start from the baseline the run
-/// is judged against. Without that file the records are returned as they are.
-pub fn with_validation_baseline(run_dir: &Path, records: &[Record]) -> Vec<Record> {
-    let baseline = std::fs::read_to_string(run_dir.join("val_before.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str::<Record>(&s).ok());
+/// is judged against. Without that file the records are returned as they are; a file that is
+/// there but unreadable is an error naming it, not a curve silently missing its start.
+pub fn with_validation_baseline(
+    run_dir: &Path,
+    records: &[Record],
+) -> std::io::Result<Vec<Record>> {
+    let path = run_dir.join("val_before.json");
     let mut out = Vec::with_capacity(records.len() + 1);
-    if let Some(mut b) = baseline {
-        b.insert("step".into(), 0.0);
-        out.push(b);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let mut b: Record = serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+            b.insert("step".into(), 0.0);
+            out.push(b);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ));
+        }
     }
     out.extend(records.iter().cloned());
-    out
+    Ok(out)
 }
 
 /// Mean and population standard deviation.
@@ -131,17 +148,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = Record::new();
         r.insert("step".into(), 1.0);
-        assert_eq!(with_validation_baseline(dir.path(), &[r.clone()]).len(), 1);
+        assert_eq!(
+            with_validation_baseline(dir.path(), &[r.clone()])
+                .unwrap()
+                .len(),
+            1
+        );
         std::fs::write(
             dir.path().join("val_before.json"),
             r#"{"val/reward/mean": -0.5, "val/format_rate": 0.6}"#,
         )
         .unwrap();
-        let out = with_validation_baseline(dir.path(), &[r]);
+        let out = with_validation_baseline(dir.path(), &[r.clone()]).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0]["step"], 0.0);
         assert_eq!(out[0]["val/reward/mean"], -0.5);
         assert_eq!(out[1]["step"], 1.0);
+        std::fs::write(dir.path().join("val_before.json"), "{\"val/reward/mean\": ").unwrap();
+        let err = with_validation_baseline(dir.path(), &[r]).unwrap_err();
+        assert!(err.to_string().contains("val_before.json"), "{err}");
     }
 
     #[test]

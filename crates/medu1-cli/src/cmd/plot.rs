@@ -22,7 +22,7 @@ pub fn run(a: PlotArgs) -> anyhow::Result<()> {
         a.run_dir.display()
     );
     let out = a.out.unwrap_or_else(|| a.run_dir.join("curves.png"));
-    let records = medu1_rl::metrics::with_validation_baseline(&a.run_dir, &records);
+    let records = medu1_rl::metrics::with_validation_baseline(&a.run_dir, &records)?;
     medu1_eval::curves::training_curves(&out, &records)?;
     println!("{} records plotted to {}", records.len(), out.display());
     Ok(())

@@ -143,7 +143,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         print_val("after training", last);
     }
     let png = t.run_dir.join("curves.png");
-    let records = medu1_rl::metrics::with_validation_baseline(&t.run_dir, &records);
+    let records = medu1_rl::metrics::with_validation_baseline(&t.run_dir, &records)?;
     medu1_eval::curves::training_curves(&png, &records)?;
     println!(
         "run folder {}: metrics.jsonl, metrics.csv, curves.png, checkpoints/",
