@@ -7,9 +7,11 @@
 //! [`Model::trainable_vars`], [`Model::save_hf`]); the evaluation runner and the CLI use
 //! [`generate`] on a model in [`Mode::Infer`].
 
+mod attention;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod logprobs;
 pub mod model;
 pub mod sampling;
 pub mod tokenizer;
@@ -19,6 +21,7 @@ use std::path::Path;
 pub use config::{Arch, ModelConfig, RopeLayout};
 pub use error::{ModelError, Result};
 pub use generate::{Generation, GenerationStats, generate};
+pub use logprobs::gather_log_softmax;
 pub use model::{InferQuant, KvCache, LoadOptions, Mode, Model};
 pub use sampling::SamplingParams;
 pub use tokenizer::Tokenizer;

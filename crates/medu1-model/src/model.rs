@@ -5,7 +5,8 @@
 //! weights:
 //!
 //! - [`Mode::Train`]: dense f32 weights held as [`Var`]s and composite, differentiable ops
-//!   (manual RMS norm, manual rope, `candle_nn::ops::softmax`);
+//!   (manual RMS norm, manual rope; attention as one op that recomputes its probabilities in the
+//!   backward pass, see [`crate::attention`]);
 //! - [`Mode::Infer`]: quantized matmuls (`QMatMul`), fused q/k/v and gate/up projections and
 //!   candle's fused kernels, with a preallocated KV cache for generation.
 //!
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor, Var};
 
+use crate::attention::Attention;
 use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
 
@@ -839,25 +841,24 @@ impl Model {
             }
             Past::None => (k, v),
         };
-        let l = k.dim(2)?;
         let rep = nh / nkv;
         // Grouped-query attention without repeating k/v: the `rep` query heads that share a kv
         // head are stacked along the query axis (heads are ordered kv-major, as in HF).
         let q = q.reshape((b, nkv, rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        let att = match &step.mask {
-            Some(m) => att
-                .reshape((b, nkv, rep, t, l))?
-                .broadcast_add(m)?
-                .reshape((b, nkv, rep * t, l))?,
-            None => att,
+        let y = if self.mode == Mode::Train && q.device().is_cpu() {
+            // One autograd node that recomputes the probabilities in the backward pass instead
+            // of keeping them for every layer (see `attention`).
+            let op = Attention {
+                scale,
+                rep,
+                mask: step.mask.clone(),
+            };
+            q.contiguous()?
+                .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?
+        } else {
+            self.composite_attention(&q, &k, &v, step, scale, rep)?
         };
-        let att = match self.mode {
-            Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
-            Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
-        };
-        let y = att.matmul(&v)?;
         let y = y
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
@@ -876,6 +877,34 @@ impl Model {
         };
         let m = (candle_nn::ops::silu(&g)? * u)?;
         Ok(((x + layer.mlp.down_proj.forward(&m)?)?, new_k, new_v))
+    }
+
+    /// Attention with candle ops: the inference path (fused softmax) and training off the CPU
+    /// (differentiable softmax). Shapes as in [`Attention`].
+    fn composite_attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        step: &Step,
+        scale: f64,
+        rep: usize,
+    ) -> Result<Tensor> {
+        let (b, nkv, rt, _) = q.dims4()?;
+        let (t, l) = (rt / rep, k.dim(2)?);
+        let att = (q.matmul(&k.t()?)? * scale)?;
+        let att = match &step.mask {
+            Some(m) => att
+                .reshape((b, nkv, rep, t, l))?
+                .broadcast_add(m)?
+                .reshape((b, nkv, rep * t, l))?,
+            None => att,
+        };
+        let att = match self.mode {
+            Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
+            Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
+        };
+        Ok(att.matmul(v)?)
     }
 
     /// Writes the trainable weights as `model.safetensors` with Hugging Face names, plus

@@ -123,6 +123,11 @@ pub fn response_logprobs(
         Inputs::Shared { prompt, responses } => model.forward_shared_prefix(prompt, responses),
     }
     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    if !with_entropy {
+        // One node that keeps only the logits (see `medu1_model::logprobs`).
+        let lp = medu1_model::gather_log_softmax(&logits, &batch.response_ids, temperature)?;
+        return Ok((lp, None));
+    }
     let logits = if temperature != 1.0 && temperature > 0.0 {
         (logits / temperature)?
     } else {
@@ -132,13 +137,9 @@ pub fn response_logprobs(
     let (b, r) = batch.response_ids.dims2()?;
     let idx = batch.response_ids.reshape((b, r, 1))?.contiguous()?;
     let lp = lsm.contiguous()?.gather(&idx, 2)?.squeeze(2)?;
-    let ent = if with_entropy {
-        // H = -Σ p log p, from the same log-softmax.
-        Some(lsm.exp()?.mul(&lsm)?.sum(D::Minus1)?.neg()?)
-    } else {
-        None
-    };
-    Ok((lp, ent))
+    // H = -Σ p log p, from the same log-softmax.
+    let ent = lsm.exp()?.mul(&lsm)?.sum(D::Minus1)?.neg()?;
+    Ok((lp, Some(ent)))
 }
 
 /// `x - logsumexp(x)` over the last dimension, from differentiable ops only.

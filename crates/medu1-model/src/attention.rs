@@ -1,0 +1,181 @@
+//! Scaled dot-product attention for training on the CPU as a single autograd node.
+//!
+//! Written with composite ops, attention is the largest memory cost of a GRPO update: the graph
+//! keeps the scores, the masked scores and the softmax (with its own intermediates) alive for
+//! every layer until the backward pass, each `heads x queries x keys` floats. This op keeps only
+//! its inputs (q, k, v, which the projections hold anyway) and its output; the backward pass
+//! recomputes the probabilities from q and k, as FlashAttention does, and frees them layer by
+//! layer. The arithmetic is candle's (matmul, fused softmax), so values match the composite path
+//! to rounding.
+
+use candle_core::{CpuStorage, CustomOp3, D, Device, Layout, Shape, Tensor};
+
+/// Grouped-query attention over `q [b, kv_heads, rep * t, head_dim]` (the `rep` query heads of a
+/// kv head stacked along the query axis), `k` and `v` `[b, kv_heads, l, head_dim]`.
+#[derive(Debug, Clone)]
+pub(crate) struct Attention {
+    pub scale: f64,
+    /// Query heads per kv head.
+    pub rep: usize,
+    /// Additive mask `[b, 1, 1, t, l]` (0 or -inf), or none when every key is visible.
+    pub mask: Option<Tensor>,
+}
+
+impl Attention {
+    /// `softmax(q k^T * scale + mask)`, `[b, kv_heads, rep * t, l]`.
+    fn probs(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, nkv, rt, _) = q.dims4()?;
+        let l = k.dim(2)?;
+        let s = (q.matmul(&k.t()?)? * self.scale)?;
+        let s = match &self.mask {
+            Some(m) => s
+                .reshape((b, nkv, self.rep, rt / self.rep, l))?
+                .broadcast_add(m)?
+                .reshape((b, nkv, rt, l))?,
+            None => s,
+        };
+        candle_nn::ops::softmax_last_dim(&s)
+    }
+
+    /// The attention output of detached inputs.
+    pub fn forward_values(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        self.probs(q, k)?.matmul(v)
+    }
+}
+
+/// A tensor over a copy of an f32 CPU storage (the op's inputs are contiguous).
+fn cpu_tensor(s: &CpuStorage, l: &Layout) -> candle_core::Result<Tensor> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Tensor::from_slice(&data[start..end], l.shape(), &Device::Cpu),
+        None => candle_core::bail!("medu1 attention needs contiguous inputs"),
+    }
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "medu1-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (
+            cpu_tensor(s1, l1)?,
+            cpu_tensor(s2, l2)?,
+            cpu_tensor(s3, l3)?,
+        );
+        let o = self.forward_values(&q, &k, &v)?;
+        let shape = o.shape().clone();
+        Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        o: &Tensor,
+        d_o: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Detached: the gradient computation itself must not grow the graph.
+        let (q, k, v, o, d_o) = (q.detach(), k.detach(), v.detach(), o.detach(), d_o.detach());
+        let p = self.probs(&q, &k)?;
+        let dv = p.t()?.matmul(&d_o)?;
+        let dp = d_o.matmul(&v.t()?)?;
+        // Softmax backward: dS = P (dP - rowsum(P dP)), and rowsum(P dP) = rowsum(O dO).
+        let row = (&d_o * &o)?.sum_keepdim(D::Minus1)?;
+        let ds = (p * dp.broadcast_sub(&row)?)?;
+        let dq = (ds.matmul(&k)? * self.scale)?;
+        let dk = (ds.t()?.matmul(&q)? * self.scale)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Var};
+
+    /// The same attention with differentiable candle ops.
+    fn composite(q: &Tensor, k: &Tensor, v: &Tensor, a: &Attention) -> candle_core::Result<Tensor> {
+        let (b, nkv, rt, _) = q.dims4()?;
+        let l = k.dim(2)?;
+        let s = (q.matmul(&k.t()?)? * a.scale)?;
+        let s = match &a.mask {
+            Some(m) => s
+                .reshape((b, nkv, a.rep, rt / a.rep, l))?
+                .broadcast_add(m)?
+                .reshape((b, nkv, rt, l))?,
+            None => s,
+        };
+        candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn values_and_gradients_equal_the_composite_ops() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let (b, nkv, rep, t, l, hd) = (2, 2, 3, 4, 6, 8);
+        // A causal mask over 2 past keys, with the second row's first key padded out.
+        let mut m = vec![0f32; b * t * l];
+        for r in 0..b {
+            for i in 0..t {
+                for j in 0..l {
+                    if j > 2 + i || (r == 1 && j == 0) {
+                        m[(r * t + i) * l + j] = f32::NEG_INFINITY;
+                    }
+                }
+            }
+        }
+        let mask = Tensor::from_vec(m, (b, 1, 1, t, l), &dev)?;
+        for mask in [None, Some(mask)] {
+            let a = Attention {
+                scale: 1.0 / (hd as f64).sqrt(),
+                rep,
+                mask,
+            };
+            let q = Var::randn(0f32, 1.0, (b, nkv, rep * t, hd), &dev)?;
+            let k = Var::randn(0f32, 1.0, (b, nkv, l, hd), &dev)?;
+            let v = Var::randn(0f32, 1.0, (b, nkv, l, hd), &dev)?;
+            let w = Tensor::randn(0f32, 1.0, (b, nkv, rep * t, hd), &dev)?;
+            let fused = q.apply_op3(&k, &v, a.clone())?;
+            let plain = composite(&q, &k, &v, &a)?;
+            assert!(max_diff(&fused, &plain) < 1e-5);
+            // A loss that weights every output differently, so each gradient entry matters.
+            let gf = (&fused * &w)?.sum_all()?.backward()?;
+            let gp = (&plain * &w)?.sum_all()?.backward()?;
+            for x in [&q, &k, &v] {
+                let (f, p) = (gf.get(x).unwrap(), gp.get(x).unwrap());
+                assert_eq!(f.dtype(), DType::F32);
+                let scale = p.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                assert!(scale > 0.0);
+                assert!(max_diff(f, p) < 1e-4 * scale.max(1.0), "{}", max_diff(f, p));
+            }
+        }
+        Ok(())
+    }
+}
