@@ -13,7 +13,9 @@ pub mod error;
 pub mod generate;
 pub mod logprobs;
 pub mod model;
+mod norm;
 pub mod sampling;
+mod swiglu;
 pub mod tokenizer;
 
 use std::path::Path;

@@ -67,7 +67,15 @@ impl CustomOp1 for GatherLogSoftmax {
     ) -> candle_core::Result<Option<Tensor>> {
         let shape = arg.shape().clone();
         let vocab = shape.dims().last().copied().unwrap_or(1);
-        let z = arg.detach().flatten_all()?.to_vec1::<f32>()?;
+        // Read the logits in place: a copy would be another vocabulary-wide tensor at the peak.
+        let (storage, layout) = arg.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            candle_core::bail!("gather-log-softmax backward expects CPU logits");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gather-log-softmax needs contiguous logits");
+        };
+        let z = &cpu.as_slice::<f32>()?[start..end];
         let lp = res.detach().flatten_all()?.to_vec1::<f32>()?;
         let g = grad.detach().flatten_all()?.to_vec1::<f32>()?;
         let mut d = vec![0f32; z.len()];

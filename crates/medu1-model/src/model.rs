@@ -4,9 +4,10 @@
 //! position and gradients through every weight, so this module offers two paths over the same
 //! weights:
 //!
-//! - [`Mode::Train`]: dense f32 weights held as [`Var`]s and composite, differentiable ops
-//!   (manual RMS norm, manual rope; attention as one op that recomputes its probabilities in the
-//!   backward pass, see [`crate::attention`]);
+//! - [`Mode::Train`]: dense f32 weights held as [`Var`]s and differentiable ops: manual rope,
+//!   and on the CPU RMS norm, attention and the gated MLP activation as single ops with their
+//!   own backward pass, which keep far fewer activations alive than the composite forms
+//!   (modules `norm`, `attention`, `swiglu`);
 //! - [`Mode::Infer`]: quantized matmuls (`QMatMul`), fused q/k/v and gate/up projections and
 //!   candle's fused kernels, with a preallocated KV cache for generation.
 //!
@@ -771,7 +772,7 @@ impl Model {
     fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         let eps = self.config.rms_norm_eps as f32;
         Ok(match self.mode {
-            Mode::Train => candle_nn::ops::rms_norm_slow(x, w, eps)?,
+            Mode::Train => crate::norm::rms_norm_train(x, w, eps)?,
             Mode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps)?,
         })
     }
@@ -875,7 +876,10 @@ impl Model {
                 (y.narrow(2, 0, i)?, y.narrow(2, i, i)?)
             }
         };
-        let m = (candle_nn::ops::silu(&g)? * u)?;
+        let m = match self.mode {
+            Mode::Train => crate::swiglu::swiglu_train(&g, &u)?,
+            Mode::Infer => (candle_nn::ops::silu(&g)? * u)?,
+        };
         Ok(((x + layer.mlp.down_proj.forward(&m)?)?, new_k, new_v))
     }
 
