@@ -14,6 +14,7 @@ pub mod generate;
 pub mod logprobs;
 pub mod model;
 mod norm;
+mod rope;
 pub mod sampling;
 mod swiglu;
 pub mod tokenizer;

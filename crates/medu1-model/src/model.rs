@@ -4,10 +4,10 @@
 //! position and gradients through every weight, so this module offers two paths over the same
 //! weights:
 //!
-//! - [`Mode::Train`]: dense f32 weights held as [`Var`]s and differentiable ops: manual rope,
-//!   and on the CPU RMS norm, attention and the gated MLP activation as single ops with their
-//!   own backward pass, which keep far fewer activations alive than the composite forms
-//!   (modules `norm`, `attention`, `swiglu`);
+//! - [`Mode::Train`]: dense f32 weights held as [`Var`]s and differentiable ops; on the CPU,
+//!   RMS norm, rope, attention and the gated MLP activation are single ops with their own
+//!   backward pass, which keep far fewer activations alive than composite forms (modules
+//!   `norm`, `rope`, `attention`, `swiglu`; the composite forms remain for other devices);
 //! - [`Mode::Infer`]: quantized matmuls (`QMatMul`), fused q/k/v and gate/up projections and
 //!   candle's fused kernels, with a preallocated KV cache for generation.
 //!
@@ -779,6 +779,9 @@ impl Model {
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let train = self.mode == Mode::Train;
+        if train && let Some(y) = crate::rope::rope_train(self.config.rope_layout, x, cos, sin)? {
+            return Ok(y);
+        }
         Ok(match (self.config.rope_layout, train) {
             (RopeLayout::Interleaved, false) => candle_nn::rotary_emb::rope_i(x, cos, sin)?,
             (RopeLayout::HalfSplit, false) => candle_nn::rotary_emb::rope(x, cos, sin)?,
