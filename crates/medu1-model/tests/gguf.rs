@@ -67,7 +67,12 @@ fn dequantized_and_quantized_paths_agree() {
     let input = Tensor::from_vec(ids, (1, t), &Device::Cpu).unwrap();
     let dense = Model::from_gguf(&path, LoadOptions::train()).unwrap();
     let reference = dense.forward(&input, None).unwrap();
-    for quant in [InferQuant::F32, InferQuant::Original, InferQuant::Q8_0] {
+    for quant in [
+        InferQuant::F32,
+        InferQuant::Original,
+        InferQuant::Q8_0,
+        InferQuant::Q8_0Tiles,
+    ] {
         let m = Model::from_gguf(
             &path,
             LoadOptions {
@@ -81,7 +86,12 @@ fn dequantized_and_quantized_paths_agree() {
         let max = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
         let mean = diff.mean_all().unwrap().to_scalar::<f32>().unwrap();
         eprintln!("{quant:?}: max |Δlogit| {max:.4}, mean {mean:.5}");
-        let tol = if quant == InferQuant::F32 { 1e-3 } else { 5.0 };
+        // Q8_0Tiles quantizes activations per 256 values (per 32 elsewhere): measured max 5.1.
+        let tol = match quant {
+            InferQuant::F32 => 1e-3,
+            InferQuant::Q8_0Tiles => 8.0,
+            _ => 5.0,
+        };
         assert!(max < tol, "{quant:?}: max diff {max}");
         // The next-token choices agree almost everywhere, and always at the end of the prompt.
         let a = logits.argmax(D::Minus1).unwrap().to_vec2::<u32>().unwrap();

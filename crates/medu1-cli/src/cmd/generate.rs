@@ -63,7 +63,8 @@ pub struct GenerateArgs {
     /// One JSON object per prompt on stdout.
     #[arg(long)]
     json: bool,
-    /// Matmul weights of the inference path: q8_0 (fastest), original (as stored) or f32.
+    /// Matmul weights of the inference path: q8_0 (default), q8_0-tiles (faster with several
+    /// rows on VNNI CPUs, coarser activation quantization), original (as stored) or f32.
     #[arg(long, default_value = "q8_0")]
     quant: String,
     /// Prompts per batch (each expands to `n` rows).
@@ -179,9 +180,10 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let path = super::setup::resolve_model(&a.model)?;
     let quant = match a.quant.as_str() {
         "q8_0" | "q8" => InferQuant::Q8_0,
+        "q8_0-tiles" => InferQuant::Q8_0Tiles,
         "original" => InferQuant::Original,
         "f32" => InferQuant::F32,
-        other => bail!("unknown --quant `{other}` (q8_0, original, f32)"),
+        other => bail!("unknown --quant `{other}` (q8_0, q8_0-tiles, original, f32)"),
     };
     let items = read_items(&a)?;
     let t_load = std::time::Instant::now();
