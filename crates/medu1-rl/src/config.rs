@@ -83,7 +83,8 @@ impl Default for DataConfig {
 pub struct ModelSection {
     /// `default` (the embedded SmolLM2), a GGUF file or a Hugging Face folder.
     pub path: String,
-    /// Weight format of the rollout copy: `q8_0` (fastest), `f32`, `original`.
+    /// Weight format of the rollout copy: `q8_0`, `q8_0-tiles` (faster batched decoding on
+    /// VNNI CPUs, coarser activation quantization), `f32`, `original`.
     pub rollout_quant: String,
 }
 
