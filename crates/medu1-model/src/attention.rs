@@ -10,6 +10,8 @@
 
 use candle_core::{CpuStorage, CustomOp3, D, Device, Layout, Shape, Tensor};
 
+use crate::cpu_op::{f32_slice, f32_vec};
+
 /// Grouped-query attention over `q [b, kv_heads, rep * t, head_dim]` (the `rep` query heads of a
 /// kv head stacked along the query axis), `k` and `v` `[b, kv_heads, l, head_dim]`.
 #[derive(Debug, Clone)]
@@ -50,11 +52,7 @@ impl Attention {
 
 /// A tensor over a copy of an f32 CPU storage (the op's inputs are contiguous).
 fn cpu_tensor(s: &CpuStorage, l: &Layout) -> candle_core::Result<Tensor> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((start, end)) => Tensor::from_slice(&data[start..end], l.shape(), &Device::Cpu),
-        None => candle_core::bail!("medu1 attention needs contiguous inputs"),
-    }
+    Tensor::from_slice(f32_slice(s, l, "attention")?, l.shape(), &Device::Cpu)
 }
 
 impl CustomOp3 for Attention {
@@ -78,7 +76,7 @@ impl CustomOp3 for Attention {
         );
         let o = self.forward_values(&q, &k, &v)?;
         let shape = o.shape().clone();
-        Ok((CpuStorage::F32(o.flatten_all()?.to_vec1::<f32>()?), shape))
+        Ok((CpuStorage::F32(f32_vec(&o)?), shape))
     }
 
     fn bwd(
@@ -106,7 +104,8 @@ impl CustomOp3 for Attention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Var};
+    use crate::cpu_op::testing::assert_same_values_and_gradients;
+    use candle_core::Var;
 
     /// The same attention with differentiable candle ops.
     fn composite(q: &Tensor, k: &Tensor, v: &Tensor, a: &Attention) -> candle_core::Result<Tensor> {
@@ -121,19 +120,6 @@ mod tests {
             None => s,
         };
         candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v)
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]
@@ -161,20 +147,9 @@ mod tests {
             let q = Var::randn(0f32, 1.0, (b, nkv, rep * t, hd), &dev)?;
             let k = Var::randn(0f32, 1.0, (b, nkv, l, hd), &dev)?;
             let v = Var::randn(0f32, 1.0, (b, nkv, l, hd), &dev)?;
-            let w = Tensor::randn(0f32, 1.0, (b, nkv, rep * t, hd), &dev)?;
             let fused = q.apply_op3(&k, &v, a.clone())?;
             let plain = composite(&q, &k, &v, &a)?;
-            assert!(max_diff(&fused, &plain) < 1e-5);
-            // A loss that weights every output differently, so each gradient entry matters.
-            let gf = (&fused * &w)?.sum_all()?.backward()?;
-            let gp = (&plain * &w)?.sum_all()?.backward()?;
-            for x in [&q, &k, &v] {
-                let (f, p) = (gf.get(x).unwrap(), gp.get(x).unwrap());
-                assert_eq!(f.dtype(), DType::F32);
-                let scale = p.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-                assert!(scale > 0.0);
-                assert!(max_diff(f, p) < 1e-4 * scale.max(1.0), "{}", max_diff(f, p));
-            }
+            assert_same_values_and_gradients(&fused, &plain, &[&q, &k, &v])?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 
 mod attention;
 pub mod config;
+mod cpu_op;
 pub mod error;
 pub mod generate;
 pub mod logprobs;

@@ -9,18 +9,11 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::config::RopeLayout;
+use crate::cpu_op::{f32_slice, f32_vec};
 
 #[derive(Debug, Clone, Copy)]
 struct Rope {
     layout: RopeLayout,
-}
-
-/// A contiguous f32 slice of a CPU storage.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("rope needs contiguous inputs"),
-    }
 }
 
 /// Rotates `x [b, h, t, d]` by the per-row tables `cos`, `sin` `[b, t, d/2]`; `sign = -1`
@@ -80,9 +73,9 @@ impl CustomOp3 for Rope {
         }
         let y = rotate(
             self.layout,
-            slice(s1, l1)?,
-            slice(s2, l2)?,
-            slice(s3, l3)?,
+            f32_slice(s1, l1, "rope")?,
+            f32_slice(s2, l2, "rope")?,
+            f32_slice(s3, l3, "rope")?,
             dims,
             1.0,
         );
@@ -98,9 +91,7 @@ impl CustomOp3 for Rope {
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims4()?;
-        let dy = dy.detach().flatten_all()?.to_vec1::<f32>()?;
-        let c = cos.detach().flatten_all()?.to_vec1::<f32>()?;
-        let s = sin.detach().flatten_all()?.to_vec1::<f32>()?;
+        let (dy, c, s) = (f32_vec(dy)?, f32_vec(cos)?, f32_vec(sin)?);
         let dx = rotate(self.layout, &dy, &c, &s, dims, -1.0);
         // The tables are constants (positions), never trained.
         Ok((
@@ -130,16 +121,8 @@ pub(crate) fn rope_train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu_op::testing::assert_same_values_and_gradients;
     use candle_core::{D, Var};
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .unwrap()
-    }
 
     /// The composite forms the model used before (and uses off the CPU).
     fn composite(layout: RopeLayout, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
@@ -183,17 +166,11 @@ mod tests {
         let (b, h, t, d) = (2, 3, 5, 8);
         let angles = Tensor::randn(0f32, 2.0, (b, t, d / 2), &dev)?;
         let (cos, sin) = (angles.cos()?, angles.sin()?);
-        let c = Tensor::randn(0f32, 1.0, (b, h, t, d), &dev)?;
         for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
             let x = Var::randn(0f32, 1.0, (b, h, t, d), &dev)?;
             let fused = rope_train(layout, &x, &cos, &sin)?.unwrap();
             let plain = composite(layout, &x, &cos, &sin);
-            assert!(max_diff(&fused, &plain) < 1e-5);
-            let gf = (&fused * &c)?.sum_all()?.backward()?;
-            let gp = (&plain * &c)?.sum_all()?.backward()?;
-            let (f, p) = (gf.get(&x).unwrap(), gp.get(&x).unwrap());
-            assert!(p.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
-            assert!(max_diff(f, p) < 1e-5, "{}", max_diff(f, p));
+            assert_same_values_and_gradients(&fused, &plain, &[&x])?;
         }
         Ok(())
     }

@@ -1,0 +1,65 @@
+//! What the training ops that run as single autograd nodes on the CPU (`attention`, `logprobs`,
+//! `norm`, `rope`, `swiglu`) share: reading their inputs as f32 slices, and in tests, checking
+//! them against the composite candle ops they replace.
+
+use candle_core::{CpuStorage, Layout, Tensor};
+
+/// The f32 elements of a contiguous CPU storage; `op` names the caller in the error.
+pub(crate) fn f32_slice<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("{op} needs contiguous inputs"),
+    }
+}
+
+/// The elements of a tensor, outside the autograd graph.
+pub(crate) fn f32_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.detach().flatten_all()?.to_vec1::<f32>()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::{Tensor, Var};
+
+    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .unwrap()
+    }
+
+    /// `fused` equals `plain` within 1e-5, and so does the gradient of a random weighted sum of
+    /// each with respect to every var (non-zero, within 1e-4 relative to its largest entry).
+    pub fn assert_same_values_and_gradients(
+        fused: &Tensor,
+        plain: &Tensor,
+        vars: &[&Var],
+    ) -> candle_core::Result<()> {
+        assert!(
+            max_diff(fused, plain) < 1e-5,
+            "values differ by {}",
+            max_diff(fused, plain)
+        );
+        // Every output weighted differently, so each gradient entry matters.
+        let w = Tensor::randn(0f32, 1.0, fused.shape(), fused.device())?;
+        let gf = (fused * &w)?.sum_all()?.backward()?;
+        let gp = (plain * &w)?.sum_all()?.backward()?;
+        for v in vars {
+            let (f, p) = (gf.get(v).unwrap(), gp.get(v).unwrap());
+            let scale = p.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+            assert!(scale > 0.0, "zero gradient");
+            let d = max_diff(f, p);
+            assert!(
+                d < 1e-4 * scale.max(1.0),
+                "gradients differ by {d} (scale {scale})"
+            );
+        }
+        Ok(())
+    }
+}
