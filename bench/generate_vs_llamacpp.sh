@@ -4,9 +4,9 @@
 # throughput, with the ratios the model-runtime issue's targets are stated in.
 #
 # Usage: bench/generate_vs_llamacpp.sh [MODEL.gguf]   (default: the embedded SmolLM2 GGUF)
-# Env:   THREADS (default 2; llama.cpp threads), MEDU1_THREADS (default 1: medu1's decode is
-#        faster on one thread on 2-vCPU machines, see the report), VENV (default
-#        /tmp/medu1-llamacpp-venv; reused if present), NEW_TOKENS (default 128).
+# Env:   THREADS (default 2; llama.cpp threads), MEDU1_THREADS (default: THREADS, the same
+#        threads on both sides), VENV (default /tmp/medu1-llamacpp-venv; reused if present),
+#        NEW_TOKENS (default 128).
 # Building llama-cpp-python from source takes about 5 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 cache="${MEDU1_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/medu1}"
 MODEL="${1:-$cache/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf}"
 THREADS="${THREADS:-2}"
-MEDU1_THREADS="${MEDU1_THREADS:-1}"
+MEDU1_THREADS="${MEDU1_THREADS:-$THREADS}"
 VENV="${VENV:-/tmp/medu1-llamacpp-venv}"
 NEW_TOKENS="${NEW_TOKENS:-128}"
 [ -f "$MODEL" ] || { echo "model $MODEL not found: run \`medu1 setup\` first" >&2; exit 1; }
