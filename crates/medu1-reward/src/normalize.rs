@@ -241,53 +241,31 @@ const CONTRACTIONS: [(&str, &str); 120] = [
     ("youve", "you've"),
 ];
 
-/// Look-up structures over [`CONTRACTIONS`].
-struct ContractionTable {
-    /// Open addressing: slot -> entry index + 1 (0 = empty).
-    slots: [u8; 512],
-    /// A filter on (length, first byte, last byte) that rejects almost every ordinary word before
-    /// hashing; bit `last & 63` of `filter[(len - 2) * 32 + (first & 31)]`.
-    filter: [u64; 13 * 32],
-}
-
-static CONTRACTION_TABLE: LazyLock<ContractionTable> = LazyLock::new(|| {
-    let mut t = ContractionTable {
-        slots: [0; 512],
-        filter: [0; 13 * 32],
-    };
+/// Open addressing over [`CONTRACTIONS`]: slot -> entry index + 1 (0 = empty). Ordinary words
+/// rarely get here: [`SPECIAL`] rejects them first.
+static CONTRACTION_SLOTS: LazyLock<[u8; 512]> = LazyLock::new(|| {
+    let mut slots = [0u8; 512];
     for (i, (k, _)) in CONTRACTIONS.iter().enumerate() {
         let mut s = hash_bytes(k.as_bytes()) as usize & 511;
-        while t.slots[s] != 0 {
+        while slots[s] != 0 {
             s = (s + 1) & 511;
         }
-        t.slots[s] = i as u8 + 1;
-        let b = k.as_bytes();
-        t.filter[filter_index(b)] |= 1 << (b[b.len() - 1] & 63);
+        slots[s] = i as u8 + 1;
     }
-    t
+    slots
 });
-
-/// Index into [`ContractionTable::filter`] for a 2..=14 byte word.
-#[inline]
-fn filter_index(b: &[u8]) -> usize {
-    (b.len() - 2) * 32 + (b[0] & 31) as usize
-}
 
 /// `contractions.get(w)` given `hash_bytes(w)`.
 #[inline]
 fn contraction_hashed(w: &[u8], h: u64) -> Option<&'static str> {
-    let b = w;
     // Keys are 2..=14 bytes long (checked by a unit test).
-    if !(2..=14).contains(&b.len()) {
+    if !(2..=14).contains(&w.len()) {
         return None;
     }
-    let t = &*CONTRACTION_TABLE;
-    if t.filter[filter_index(b)] & (1 << (b[b.len() - 1] & 63)) == 0 {
-        return None;
-    }
+    let slots = &*CONTRACTION_SLOTS;
     let mut s = h as usize & 511;
     loop {
-        let e = t.slots[s];
+        let e = slots[s];
         if e == 0 {
             return None;
         }
@@ -312,28 +290,15 @@ pub fn manual_map(w: &str) -> Option<&'static str> {
 
 #[inline]
 fn manual_map_bytes(w: &[u8]) -> Option<&'static str> {
-    if w.len() > 5 {
-        return None;
-    }
-    Some(match w {
-        b"none" | b"zero" => "0",
-        b"one" => "1",
-        b"two" => "2",
-        b"three" => "3",
-        b"four" => "4",
-        b"five" => "5",
-        b"six" => "6",
-        b"seven" => "7",
-        b"eight" => "8",
-        b"nine" => "9",
-        b"ten" => "10",
-        _ => return None,
-    })
+    NUMBER_WORDS
+        .iter()
+        .find(|(k, _)| k.as_bytes() == w)
+        .map(|&(_, v)| v)
 }
 
 #[inline]
 fn is_article(w: &[u8]) -> bool {
-    matches!(w, b"a" | b"an" | b"the")
+    ARTICLES.iter().any(|a| a.as_bytes() == w)
 }
 
 /// One output word: a span of the lower-cased buffer or a replacement from a table, with its
@@ -353,10 +318,23 @@ enum WordOut {
     Keep(u64),
 }
 
-/// Words the tables can change, for [`SPECIAL`].
-const NUMBER_WORDS: [&str; 12] = [
-    "none", "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+/// The reference's `manualMap`: number words to digits.
+const NUMBER_WORDS: [(&str, &str); 12] = [
+    ("none", "0"),
+    ("zero", "0"),
+    ("one", "1"),
+    ("two", "2"),
+    ("three", "3"),
+    ("four", "4"),
+    ("five", "5"),
+    ("six", "6"),
+    ("seven", "7"),
+    ("eight", "8"),
+    ("nine", "9"),
+    ("ten", "10"),
 ];
+
+/// The reference's `articles`, dropped from the words.
 const ARTICLES: [&str; 3] = ["a", "an", "the"];
 
 /// A filter on (length, first byte, last byte) over every word the tables can change (number
@@ -375,7 +353,7 @@ static SPECIAL: [u64; 14 * 32] = {
     }
     i = 0;
     while i < NUMBER_WORDS.len() {
-        add(&mut t, NUMBER_WORDS[i]);
+        add(&mut t, NUMBER_WORDS[i].0);
         i += 1;
     }
     i = 0;
