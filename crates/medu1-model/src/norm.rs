@@ -11,6 +11,9 @@ use rayon::prelude::*;
 
 use crate::cpu_op::{f32_slice, f32_vec};
 
+/// Rows per unit of parallel work in the backward pass (and per partial weight-gradient sum).
+const ROWS_PER_BLOCK: usize = 32;
+
 #[derive(Debug, Clone, Copy)]
 struct RmsNorm {
     eps: f32,
@@ -67,12 +70,17 @@ impl CustomOp2 for RmsNorm {
         let (xs, ws, gs) = (f32_vec(x)?, f32_vec(w)?, f32_vec(g)?);
         let d = ws.len();
         let mut dx = vec![0f32; xs.len()];
-        let dw = dx
-            .par_chunks_mut(d)
-            .zip(xs.par_chunks(d).zip(gs.par_chunks(d)))
-            .fold(
-                || vec![0f32; d],
-                |mut dw, (dx, (x, g))| {
+        // The weight gradient sums over rows. Partial sums over fixed blocks of rows, added in
+        // block order, keep that sum bit-identical whatever the thread count and scheduling
+        // (a rayon fold/reduce splits work differently from run to run, which broke exact
+        // resume).
+        let block = ROWS_PER_BLOCK * d;
+        let partials: Vec<Vec<f32>> = dx
+            .par_chunks_mut(block)
+            .zip(xs.par_chunks(block).zip(gs.par_chunks(block)))
+            .map(|(dx, (x, g))| {
+                let mut dw = vec![0f32; d];
+                for (dx, (x, g)) in dx.chunks_mut(d).zip(x.chunks(d).zip(g.chunks(d))) {
                     let r = self.scale(x);
                     let dot: f32 = x.iter().zip(g).zip(&ws).map(|((x, g), w)| g * w * x).sum();
                     let c = r * r * r * dot / d as f32;
@@ -80,16 +88,14 @@ impl CustomOp2 for RmsNorm {
                         dx[i] = r * g[i] * ws[i] - x[i] * c;
                         dw[i] += g[i] * x[i] * r;
                     }
-                    dw
-                },
-            )
-            .reduce(
-                || vec![0f32; d],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
+                }
+                dw
+            })
+            .collect();
+        let mut dw = vec![0f32; d];
+        for p in partials {
+            dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        }
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), &Device::Cpu)?),
             Some(Tensor::from_vec(dw, w.shape(), &Device::Cpu)?),
@@ -120,5 +126,25 @@ mod tests {
         let fused = rms_norm_train(&x, &w, 1e-5)?;
         let plain = candle_nn::ops::rms_norm_slow(&x, &w, 1e-5)?;
         assert_same_values_and_gradients(&fused, &plain, &[&x, &w])
+    }
+
+    /// Regression: the weight gradient was a rayon fold/reduce over rows, whose summation order
+    /// changed between runs, so "4 steps = 2 + resume + 2" failed now and then.
+    #[test]
+    fn weight_gradient_is_bit_identical_across_runs() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let x = Var::randn(0f32, 2.0, (4, 500, 64), &dev)?;
+        let w = Var::randn(1f32, 0.3, 64, &dev)?;
+        let c = Tensor::randn(0f32, 1.0, (4, 500, 64), &dev)?;
+        let grad_w = || -> candle_core::Result<Vec<f32>> {
+            let y = rms_norm_train(&x, &w, 1e-5)?;
+            let g = (&y * &c)?.sum_all()?.backward()?;
+            g.get(&w).expect("w has a gradient").to_vec1::<f32>()
+        };
+        let first = grad_w()?;
+        for _ in 0..30 {
+            assert_eq!(grad_w()?, first);
+        }
+        Ok(())
     }
 }
