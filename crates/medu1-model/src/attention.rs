@@ -24,29 +24,58 @@ pub(crate) struct Attention {
 }
 
 impl Attention {
-    /// `softmax(q k^T * scale + mask)`, `[b, kv_heads, rep * t, l]`.
-    fn probs(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+    /// `q k^T * scale + mask`, `[b, kv_heads, rep * t, l]`.
+    fn scores(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
         let (b, nkv, rt, _) = q.dims4()?;
         let l = k.dim(2)?;
         let s = (q.matmul(&k.t()?)? * self.scale)?;
-        let s = match &self.mask {
+        match &self.mask {
             Some(m) => s
                 .reshape((b, nkv, self.rep, rt / self.rep, l))?
                 .broadcast_add(m)?
-                .reshape((b, nkv, rt, l))?,
-            None => s,
-        };
-        candle_nn::ops::softmax_last_dim(&s)
+                .reshape((b, nkv, rt, l)),
+            None => Ok(s),
+        }
     }
 
-    /// The attention output of detached inputs.
-    pub fn forward_values(
+    /// `softmax(scores)` with candle's fused kernel (no backward pass).
+    fn probs(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::softmax_last_dim(&self.scores(q, k)?)
+    }
+
+    /// The attention output from candle ops: the fused softmax for inference and inside this
+    /// op, the differentiable one for training off the CPU.
+    pub fn composite(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
+        differentiable: bool,
     ) -> candle_core::Result<Tensor> {
-        self.probs(q, k)?.matmul(v)
+        let p = if differentiable {
+            candle_nn::ops::softmax(&self.scores(q, k)?, D::Minus1)?
+        } else {
+            self.probs(q, k)?
+        };
+        p.matmul(v)
+    }
+
+    /// The attention output: for training on the CPU one autograd node that recomputes its
+    /// probabilities in the backward pass instead of keeping them for every layer; otherwise
+    /// [`Attention::composite`].
+    pub fn forward(
+        self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        train: bool,
+    ) -> candle_core::Result<Tensor> {
+        if train && q.device().is_cpu() {
+            q.contiguous()?
+                .apply_op3(&k.contiguous()?, &v.contiguous()?, self)
+        } else {
+            self.composite(q, k, v, train)
+        }
     }
 }
 
@@ -74,7 +103,7 @@ impl CustomOp3 for Attention {
             cpu_tensor(s2, l2)?,
             cpu_tensor(s3, l3)?,
         );
-        let o = self.forward_values(&q, &k, &v)?;
+        let o = self.composite(&q, &k, &v, false)?;
         let shape = o.shape().clone();
         Ok((CpuStorage::F32(f32_vec(&o)?), shape))
     }
@@ -107,21 +136,6 @@ mod tests {
     use crate::cpu_op::testing::assert_same_values_and_gradients;
     use candle_core::Var;
 
-    /// The same attention with differentiable candle ops.
-    fn composite(q: &Tensor, k: &Tensor, v: &Tensor, a: &Attention) -> candle_core::Result<Tensor> {
-        let (b, nkv, rt, _) = q.dims4()?;
-        let l = k.dim(2)?;
-        let s = (q.matmul(&k.t()?)? * a.scale)?;
-        let s = match &a.mask {
-            Some(m) => s
-                .reshape((b, nkv, a.rep, rt / a.rep, l))?
-                .broadcast_add(m)?
-                .reshape((b, nkv, rt, l))?,
-            None => s,
-        };
-        candle_nn::ops::softmax(&s, D::Minus1)?.matmul(v)
-    }
-
     #[test]
     fn values_and_gradients_equal_the_composite_ops() -> candle_core::Result<()> {
         let dev = Device::Cpu;
@@ -148,7 +162,7 @@ mod tests {
             let k = Var::randn(0f32, 1.0, (b, nkv, l, hd), &dev)?;
             let v = Var::randn(0f32, 1.0, (b, nkv, l, hd), &dev)?;
             let fused = q.apply_op3(&k, &v, a.clone())?;
-            let plain = composite(&q, &k, &v, &a)?;
+            let plain = a.composite(&q, &k, &v, true)?;
             assert_same_values_and_gradients(&fused, &plain, &[&q, &k, &v])?;
         }
         Ok(())

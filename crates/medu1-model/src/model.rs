@@ -104,63 +104,31 @@ enum Weight {
 pub struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
-    /// Zero columns appended to the weight so that `in` is a multiple of 256 (see
-    /// [`fuse_weights`]); the input is padded to match.
-    pad_in: usize,
-    /// The weight with `pad_in` zero columns for multi-row inputs (see [`fuse_weights`]);
-    /// single rows keep using the compact unpadded weight.
-    padded: std::sync::OnceLock<QMatMul>,
+    /// For multi-row inputs, the weight with zero columns appended so that `in` is a multiple
+    /// of 256, and their number (see [`fuse_weights`]); the input is padded to match. Single
+    /// rows keep using the compact `weight`.
+    padded: Option<(usize, QMatMul)>,
 }
 
 impl Linear {
-    fn new(weight: Weight, bias: Option<Tensor>, pad_in: usize) -> Linear {
+    fn new(weight: Weight, bias: Option<Tensor>) -> Linear {
         Linear {
             weight,
             bias,
-            pad_in,
-            padded: std::sync::OnceLock::new(),
+            padded: None,
         }
-    }
-
-    /// A quantized projection whose padded copy is built now rather than on first use: the
-    /// trainer rebuilds its rollout model after every update and always decodes n rows.
-    fn quantized(
-        (weight, pad_in, padded): (Weight, usize, Option<QMatMul>),
-        bias: Option<Tensor>,
-    ) -> Linear {
-        let l = Linear::new(weight, bias, pad_in);
-        if let Some(p) = padded {
-            let _ = l.padded.set(p);
-        }
-        l
-    }
-
-    /// The zero-padded copy of a quantized weight, requantized once from its dequantized
-    /// values (Q8_0 -> f32 -> Q8_0 gives back the same blocks).
-    fn padded_weight(&self, q: &QMatMul) -> Result<&QMatMul> {
-        if let Some(p) = self.padded.get() {
-            return Ok(p);
-        }
-        let QMatMul::QTensor(qt) = q else {
-            return Err(ModelError::Unsupported("padding a dense weight".into()));
-        };
-        let dense = qt
-            .dequantize(&Device::Cpu)?
-            .pad_with_zeros(1, 0, self.pad_in)?;
-        let padded = QMatMul::from_qtensor(QTensor::quantize(&dense, qt.dtype())?)?;
-        // Another thread may have won the race; either copy is the same.
-        let _ = self.padded.set(padded);
-        Ok(self.padded.get().expect("just set"))
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
             // QMatMul reads its input as one slice: a narrowed/transposed view must be copied
             // (candle's quantized_llama fails at batch > 1 for lack of this).
-            Weight::Quant(q) if self.pad_in > 0 && x.elem_count() > x.dim(D::Minus1)? => self
-                .padded_weight(q)?
-                .forward(&x.pad_with_zeros(D::Minus1, 0, self.pad_in)?)?,
-            Weight::Quant(q) => q.forward(&x.contiguous()?)?,
+            Weight::Quant(q) => match &self.padded {
+                Some((pad, p)) if x.elem_count() > x.dim(D::Minus1)? => {
+                    p.forward(&x.pad_with_zeros(D::Minus1, 0, *pad)?)?
+                }
+                _ => q.forward(&x.contiguous()?)?,
+            },
             Weight::Dense(w) => {
                 let dims = x.dims().to_vec();
                 let k = *dims.last().unwrap_or(&0);
@@ -457,7 +425,7 @@ impl Model {
                             Some((bn, b)) => Some(dense(bn, b, vars)?),
                             None => None,
                         };
-                        out.push(Linear::new(weight, bias, 0));
+                        out.push(Linear::new(weight, bias));
                     }
                     return Ok(out);
                 }
@@ -471,7 +439,7 @@ impl Model {
                         .collect::<Result<Vec<_>>>()?;
                     Some(Tensor::cat(&parts, 0)?)
                 };
-                Ok(vec![Linear::quantized(fuse_weights(&weights, opts)?, bias)])
+                Ok(vec![fuse_weights(&weights, opts, bias)?])
             };
             let qkv_l = lin(
                 &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
@@ -511,20 +479,16 @@ impl Model {
         let norm = dense("model.norm.weight", &take("model.norm.weight")?, &mut vars)?;
         let lm_head = if cfg.tie_word_embeddings {
             if train {
-                Linear::new(Weight::Dense(embed_tokens.clone()), None, 0)
+                Linear::new(Weight::Dense(embed_tokens.clone()), None)
             } else {
-                Linear::quantized(fuse_weights(std::slice::from_ref(&embed_raw), opts)?, None)
+                fuse_weights(std::slice::from_ref(&embed_raw), opts, None)?
             }
         } else {
             let w = take("lm_head.weight")?;
             if train {
-                Linear::new(
-                    Weight::Dense(dense("lm_head.weight", &w, &mut vars)?),
-                    None,
-                    0,
-                )
+                Linear::new(Weight::Dense(dense("lm_head.weight", &w, &mut vars)?), None)
             } else {
-                Linear::quantized(fuse_weights(&[w], opts)?, None)
+                fuse_weights(&[w], opts, None)?
             }
         };
         let (cos, sin) = rope_tables(cfg)?;
@@ -880,19 +844,12 @@ impl Model {
         // head are stacked along the query axis (heads are ordered kv-major, as in HF).
         let q = q.reshape((b, nkv, rep * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let y = if self.mode == Mode::Train && q.device().is_cpu() {
-            // One autograd node that recomputes the probabilities in the backward pass instead
-            // of keeping them for every layer (see `attention`).
-            let op = Attention {
-                scale,
-                rep,
-                mask: step.mask.clone(),
-            };
-            q.contiguous()?
-                .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?
-        } else {
-            self.composite_attention(&q, &k, &v, step, scale, rep)?
+        let attention = Attention {
+            scale,
+            rep,
+            mask: step.mask.clone(),
         };
+        let y = attention.forward(&q, &k, &v, self.mode == Mode::Train)?;
         let y = y
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
@@ -914,34 +871,6 @@ impl Model {
             Mode::Infer => (candle_nn::ops::silu(&g)? * u)?,
         };
         Ok(((x + layer.mlp.down_proj.forward(&m)?)?, new_k, new_v))
-    }
-
-    /// Attention with candle ops: the inference path (fused softmax) and training off the CPU
-    /// (differentiable softmax). Shapes as in [`Attention`].
-    fn composite_attention(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        step: &Step,
-        scale: f64,
-        rep: usize,
-    ) -> Result<Tensor> {
-        let (b, nkv, rt, _) = q.dims4()?;
-        let (t, l) = (rt / rep, k.dim(2)?);
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        let att = match &step.mask {
-            Some(m) => att
-                .reshape((b, nkv, rep, t, l))?
-                .broadcast_add(m)?
-                .reshape((b, nkv, rep * t, l))?,
-            None => att,
-        };
-        let att = match self.mode {
-            Mode::Train => candle_nn::ops::softmax(&att, D::Minus1)?,
-            Mode::Infer => candle_nn::ops::softmax_last_dim(&att)?,
-        };
-        Ok(att.matmul(v)?)
     }
 
     /// Writes the trainable weights as `model.safetensors` with Hugging Face names, plus
@@ -1046,9 +975,9 @@ fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
     ))
 }
 
-/// Builds one matmul weight from one or more `[out_i, in]` parts stacked along `out`; returns it
-/// with the number of zero input columns appended.
-fn fuse_weights(parts: &[Raw], opts: LoadOptions) -> Result<(Weight, usize, Option<QMatMul>)> {
+/// Builds one inference projection from one or more `[out_i, in]` weight parts stacked along
+/// `out`, with its bias.
+fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Result<Linear> {
     let quant = opts.quant;
     let k = match &parts[0] {
         Raw::Quant(q) => q.shape().dims()[1],
@@ -1073,7 +1002,7 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions) -> Result<(Weight, usize, Opti
         }
         let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype)?;
         let qt = QTensor::new(storage, (rows, k))?;
-        return Ok((Weight::Quant(QMatMul::from_qtensor(qt)?), 0, None));
+        return Ok(Linear::new(Weight::Quant(QMatMul::from_qtensor(qt)?), bias));
     }
     let dense = if parts.len() == 1 {
         parts[0].to_f32()?
@@ -1090,9 +1019,9 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions) -> Result<(Weight, usize, Opti
         let n = dense.dim(0)?;
         // candle runs Q8_0 through its repacked VNNI tile kernels only when `in` is a multiple
         // of 256 and `out` of 16; with `Q8_0Tiles`, zero columns (576 -> 768 on SmolLM2) buy
-        // that kernel for multi-row inputs (prefill, n samples decoding together). Measured here (AVX512-VNNI):
-        // 8 rows through the 49,152 x 576 LM head 16.5 -> 7.5 ms, through gate/up 0.96 ->
-        // 0.25 ms. A single row streams every weight once, and the expanded tiles cost more
+        // that kernel for multi-row inputs (prefill, n samples decoding together). Measured
+        // here (AVX512-VNNI): 8 rows through the 49,152 x 576 LM head 16.5 -> 7.5 ms, through
+        // gate/up 0.96 -> 0.25 ms. A single row streams every weight once, and the expanded tiles cost more
         // bandwidth than they save, so single rows keep the compact weight beside it.
         let pad = if quant == InferQuant::Q8_0Tiles && q8_tile_kernels() && n.is_multiple_of(16) {
             (256 - k % 256) % 256
@@ -1101,14 +1030,18 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions) -> Result<(Weight, usize, Opti
         };
         let padded = if pad > 0 {
             let qt = QTensor::quantize(&dense.pad_with_zeros(1, 0, pad)?, GgmlDType::Q8_0)?;
-            Some(QMatMul::from_qtensor(qt)?)
+            Some((pad, QMatMul::from_qtensor(qt)?))
         } else {
             None
         };
         let qt = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
-        Ok((Weight::Quant(QMatMul::from_qtensor(qt)?), pad, padded))
+        Ok(Linear {
+            weight: Weight::Quant(QMatMul::from_qtensor(qt)?),
+            bias,
+            padded,
+        })
     } else {
-        Ok((Weight::Dense(dense), 0, None))
+        Ok(Linear::new(Weight::Dense(dense), bias))
     }
 }
 
