@@ -9,8 +9,10 @@
 //! Only those columns go through the LM head and the softmax: with prompts several times longer
 //! than responses, the vocabulary-wide logits would otherwise dominate a step's memory.
 
-use candle_core::{D, DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use medu1_model::Model;
+
+use crate::loss::entropy_from_logits;
 
 /// One sequence of a training batch.
 #[derive(Debug, Clone)]
@@ -123,31 +125,19 @@ pub fn response_logprobs(
         Inputs::Shared { prompt, responses } => model.forward_shared_prefix(prompt, responses),
     }
     .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    if !with_entropy {
-        // One node that keeps only the logits (see `medu1_model::logprobs`).
-        let lp = medu1_model::gather_log_softmax(&logits, &batch.response_ids, temperature)?;
-        return Ok((lp, None));
-    }
-    let logits = if temperature != 1.0 && temperature > 0.0 {
-        (logits / temperature)?
+    // One node that keeps only the logits (see `medu1_model::logprobs`).
+    let lp = medu1_model::gather_log_softmax(&logits, &batch.response_ids, temperature)?;
+    let ent = if with_entropy {
+        let z = if temperature != 1.0 && temperature > 0.0 {
+            (logits / temperature)?
+        } else {
+            logits
+        };
+        Some(entropy_from_logits(&z)?)
     } else {
-        logits
+        None
     };
-    let lsm = candle_nn_free_log_softmax(&logits)?;
-    let (b, r) = batch.response_ids.dims2()?;
-    let idx = batch.response_ids.reshape((b, r, 1))?.contiguous()?;
-    let lp = lsm.contiguous()?.gather(&idx, 2)?.squeeze(2)?;
-    // H = -Σ p log p, from the same log-softmax.
-    let ent = lsm.exp()?.mul(&lsm)?.sum(D::Minus1)?.neg()?;
-    Ok((lp, Some(ent)))
-}
-
-/// `x - logsumexp(x)` over the last dimension, from differentiable ops only.
-fn candle_nn_free_log_softmax(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(D::Minus1)?.detach();
-    let shifted = x.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    shifted.broadcast_sub(&lse)
+    Ok((lp, ent))
 }
 
 /// Sum of `x * mask` and the mask's sum, as f64 scalars (metrics).
