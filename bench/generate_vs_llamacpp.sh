@@ -88,11 +88,15 @@ for _ in 1 2 3; do
 done
 echo "medu1: prefill $best_p tok/s, decode $best_d tok/s (single stream, best of 3)" >&2
 
-read -r _ d8 wall8 gen8 <<<"$(run_medu1 --n 8 --temperature 0.7 --top-p 0.95 --seed 1)"
-echo "medu1: 8 samples: $gen8 tokens, decode $d8 tok/s" >&2
-# The opt-in weight format for batched decoding on VNNI CPUs (coarser activation quantization).
-read -r _ d8t _ gen8t <<<"$(run_medu1 --n 8 --temperature 0.7 --top-p 0.95 --seed 1 --quant q8_0-tiles)"
-echo "medu1: 8 samples, q8_0-tiles: $gen8t tokens, decode $d8t tok/s" >&2
+d8=0
+for _ in 1 2 3; do
+  read -r _ d _ gen8 <<<"$(run_medu1 --n 8 --temperature 0.7 --top-p 0.95 --seed 1)"
+  d8=$(awk -v a="$d8" -v b="$d" 'BEGIN{print (b>a)?b:a}')
+done
+echo "medu1: 8 samples: $gen8 tokens, decode $d8 tok/s (best of 3)" >&2
+# Every matrix requantized to Q8_0 (the default keeps the GGUF's Q4_1 blocks where it can).
+read -r _ d8q _ gen8q <<<"$(run_medu1 --n 8 --temperature 0.7 --top-p 0.95 --seed 1 --quant q8_0)"
+echo "medu1: 8 samples, --quant q8_0: $gen8q tokens, decode $d8q tok/s" >&2
 
 echo
 echo "| measure | llama.cpp | medu1 | ratio |"
@@ -100,4 +104,4 @@ echo "|---|---|---|---|"
 awk -v a="$L_PREFILL" -v b="$best_p" 'BEGIN{printf "| single-stream prefill tok/s | %.1f | %.1f | %.2fx |\n", a, b, b/a}'
 awk -v a="$L_DECODE" -v b="$best_d" 'BEGIN{printf "| single-stream decode tok/s | %.1f | %.1f | %.2fx |\n", a, b, b/a}'
 awk -v b="$d8" 'BEGIN{printf "| 8 x %s decode tok/s (target 200) | - | %.1f | %.2fx of target |\n", "'"$NEW_TOKENS"'", b, b/200}'
-awk -v b="$d8t" 'BEGIN{printf "| 8 x %s decode tok/s, --quant q8_0-tiles (target 200) | - | %.1f | %.2fx of target |\n", "'"$NEW_TOKENS"'", b, b/200}'
+awk -v b="$d8q" 'BEGIN{printf "| 8 x %s decode tok/s, --quant q8_0 | - | %.1f | %.2fx of target |\n", "'"$NEW_TOKENS"'", b, b/200}'

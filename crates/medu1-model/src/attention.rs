@@ -8,9 +8,10 @@
 //! layer. The arithmetic is candle's (matmul, fused softmax), so values match the composite path
 //! to rounding.
 
-use candle_core::{CpuStorage, CustomOp3, D, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
 
-use crate::cpu_op::{f32_slice, f32_vec};
+use crate::cpu_op::{f32_slice, f32_vec, min_rows};
 
 /// Grouped-query attention over `q [b, kv_heads, rep * t, head_dim]` (the `rep` query heads of a
 /// kv head stacked along the query axis), `k` and `v` `[b, kv_heads, l, head_dim]`.
@@ -40,7 +41,12 @@ impl Attention {
 
     /// `softmax(scores)` with candle's fused kernel (no backward pass).
     fn probs(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::softmax_last_dim(&self.scores(q, k)?)
+        let s = self.scores(q, k)?;
+        if s.device().is_cpu() && s.dtype() == candle_core::DType::F32 {
+            s.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
+        } else {
+            candle_nn::ops::softmax_last_dim(&s)
+        }
     }
 
     /// The attention output from candle ops: the fused softmax for inference and inside this
@@ -76,6 +82,37 @@ impl Attention {
         } else {
             self.composite(q, k, v, train)
         }
+    }
+}
+
+/// candle's fused softmax over the last dimension, except that small inputs stay on the calling
+/// thread (see `cpu_op::min_rows`): decoding runs one per layer on a few hundred scores.
+#[derive(Debug, Clone, Copy)]
+struct SoftmaxLastDim;
+
+impl CustomOp1 for SoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "medu1-softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "softmax")?;
+        let d = l.dims().last().copied().unwrap_or(1).max(1);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(d)
+            .zip(x.par_chunks(d))
+            .with_min_len(min_rows(d))
+            .for_each(|(y, x)| {
+                let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+                let mut sum = 0f32;
+                for (y, &v) in y.iter_mut().zip(x) {
+                    *y = (v - max).exp();
+                    sum += *y;
+                }
+                let inv = 1.0 / sum;
+                y.iter_mut().for_each(|v| *v *= inv);
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 }
 

@@ -16,6 +16,18 @@ pub(crate) fn f32_slice<'a>(
     }
 }
 
+/// Work of at most this many values runs on the calling thread. candle's CPU ops and these
+/// split their rows over rayon, and called from outside rayon's pool (the generation loop) each
+/// split hands the work to a pool thread and sleeps on a lock until it is done: a futex wake-up
+/// per op. A decoded token runs ~150 such ops on a few hundred values each, and those wake-ups
+/// were 20 % of a single-stream decode profile.
+const INLINE_VALUES: usize = 1 << 15;
+
+/// The least number of rows of `row_len` values worth a parallel split (for `with_min_len`).
+pub(crate) fn min_rows(row_len: usize) -> usize {
+    (INLINE_VALUES / row_len.max(1)).max(1)
+}
+
 /// The elements of a tensor, outside the autograd graph.
 pub(crate) fn f32_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.detach().flatten_all()?.to_vec1::<f32>()

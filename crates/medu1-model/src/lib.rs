@@ -15,6 +15,7 @@ pub mod generate;
 pub mod logprobs;
 pub mod model;
 mod norm;
+mod qmatmul;
 mod rope;
 pub mod sampling;
 mod swiglu;

@@ -8,8 +8,9 @@
 //!   RMS norm, rope, attention and the gated MLP activation are single ops with their own
 //!   backward pass, which keep far fewer activations alive than composite forms (modules
 //!   `norm`, `rope`, `attention`, `swiglu`; the composite forms remain for other devices);
-//! - [`Mode::Infer`]: quantized matmuls (`QMatMul`), fused q/k/v and gate/up projections and
-//!   candle's fused kernels, with a preallocated KV cache for generation.
+//! - [`Mode::Infer`]: quantized matmuls (the packed VNNI kernels of `qmatmul` where the CPU has
+//!   them, candle's `QMatMul` elsewhere), fused q/k/v and gate/up projections, the same
+//!   single-pass CPU ops, and a preallocated KV cache for generation.
 //!
 //! Batches may be left- or right-padded: an attention mask of 1 (token) / 0 (pad) per position
 //! gives each row its own rope positions (pads do not shift them) and hides pad keys.
@@ -24,6 +25,7 @@ use candle_core::{D, DType, Device, Module, Tensor, Var};
 use crate::attention::Attention;
 use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
+use crate::qmatmul::PackedMatrix;
 
 /// Which of the two execution paths a model is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,19 +39,37 @@ pub enum Mode {
 /// The matmul weight format of the inference path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InferQuant {
+    /// GGUF Q4_1 and Q8_0 matrices as stored where this CPU runs the packed kernels of
+    /// [`crate::qmatmul`] (x86 with AVX512-VNNI): they then cost no requantization error and a
+    /// 4-bit matrix streams half the bytes; every other matrix requantized to Q8_0.
+    Auto,
     /// Keep the checkpoint's format (GGUF block types as stored; safetensors as dense f32).
     Original,
     /// Requantize every matrix to Q8_0: candle's Q4_1 dot product is a scalar loop while Q8_0
-    /// has SIMD kernels, so this is faster than Q4_1 with a smaller error.
+    /// has SIMD kernels (and the packed kernels run Q8_0 on any matrix whose width is a
+    /// multiple of 32).
     Q8_0,
     /// Dense f32 matrices.
     F32,
-    /// Q8_0 weights plus a zero-padded copy for multi-row inputs that candle's VNNI tile
-    /// kernels accept (x86 with AVX512-VNNI or AVX-VNNI; elsewhere the same as `Q8_0`).
-    /// Faster for batched decoding and prefill, but those kernels quantize activations in
-    /// blocks of 256 instead of 32, which doubled the mean logit error on SmolLM2 (0.42 ->
-    /// 0.81 against f32), so it is opt-in.
-    Q8_0Tiles,
+}
+
+impl std::str::FromStr for InferQuant {
+    type Err = ModelError;
+
+    /// The names the CLI and configs use: `auto`, `original`, `q8_0` (or `q8`), `f32`.
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "auto" => InferQuant::Auto,
+            "original" => InferQuant::Original,
+            "q8_0" | "q8" => InferQuant::Q8_0,
+            "f32" => InferQuant::F32,
+            other => {
+                return Err(ModelError::Config(format!(
+                    "unknown weight format `{other}`: use auto, original, q8_0 or f32"
+                )));
+            }
+        })
+    }
 }
 
 /// How to build a model from a checkpoint.
@@ -67,11 +87,11 @@ impl LoadOptions {
             quant: InferQuant::F32,
         }
     }
-    /// Generation with the fastest measured weight format (Q8_0).
+    /// Generation with the fastest measured weight format ([`InferQuant::Auto`]).
     pub fn infer() -> Self {
         LoadOptions {
             mode: Mode::Infer,
-            quant: InferQuant::Q8_0,
+            quant: InferQuant::Auto,
         }
     }
 }
@@ -95,6 +115,8 @@ impl Raw {
 /// The weight of a projection: quantized for inference, dense (possibly a `Var`'s tensor) else.
 #[derive(Debug, Clone)]
 enum Weight {
+    /// In the tile layout of [`crate::qmatmul`], where this CPU runs its kernels.
+    Packed(Arc<PackedMatrix>),
     Quant(QMatMul),
     Dense(Tensor),
 }
@@ -104,31 +126,33 @@ enum Weight {
 pub struct Linear {
     weight: Weight,
     bias: Option<Tensor>,
-    /// For multi-row inputs, the weight with zero columns appended so that `in` is a multiple
-    /// of 256, and their number (see [`fuse_weights`]); the input is padded to match. Single
-    /// rows keep using the compact `weight`.
-    padded: Option<(usize, QMatMul)>,
 }
 
 impl Linear {
     fn new(weight: Weight, bias: Option<Tensor>) -> Linear {
-        Linear {
-            weight,
-            bias,
-            padded: None,
-        }
+        Linear { weight, bias }
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
+            Weight::Packed(p) => {
+                let x = x.to_dtype(DType::F32)?.contiguous()?;
+                let mut dims = x.dims().to_vec();
+                let y = {
+                    let (storage, layout) = x.storage_and_layout();
+                    let candle_core::Storage::Cpu(cpu) = &*storage else {
+                        return Err(ModelError::Unsupported(
+                            "packed quantized weights run on the CPU only".into(),
+                        ));
+                    };
+                    p.matmul(crate::cpu_op::f32_slice(cpu, layout, "packed matmul")?)
+                };
+                *dims.last_mut().expect("non-empty dims") = p.rows();
+                Tensor::from_vec(y, dims, &Device::Cpu)?
+            }
             // QMatMul reads its input as one slice: a narrowed/transposed view must be copied
             // (candle's quantized_llama fails at batch > 1 for lack of this).
-            Weight::Quant(q) => match &self.padded {
-                Some((pad, p)) if x.elem_count() > x.dim(D::Minus1)? => {
-                    p.forward(&x.pad_with_zeros(D::Minus1, 0, *pad)?)?
-                }
-                _ => q.forward(&x.contiguous()?)?,
-            },
+            Weight::Quant(q) => q.forward(&x.contiguous()?)?,
             Weight::Dense(w) => {
                 let dims = x.dims().to_vec();
                 let k = *dims.last().unwrap_or(&0);
@@ -766,14 +790,16 @@ impl Model {
     fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
         let eps = self.config.rms_norm_eps as f32;
         Ok(match self.mode {
-            Mode::Train => crate::norm::rms_norm_train(x, w, eps)?,
-            Mode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps)?,
+            Mode::Infer if !x.device().is_cpu() => {
+                candle_nn::ops::rms_norm(&x.contiguous()?, w, eps)?
+            }
+            _ => crate::norm::rms_norm(x, w, eps)?,
         })
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         let train = self.mode == Mode::Train;
-        if train && let Some(y) = crate::rope::rope_train(self.config.rope_layout, x, cos, sin)? {
+        if let Some(y) = crate::rope::rope_cpu(self.config.rope_layout, x, cos, sin)? {
             return Ok(y);
         }
         Ok(match (self.config.rope_layout, train) {
@@ -866,10 +892,7 @@ impl Model {
                 (y.narrow(2, 0, i)?, y.narrow(2, i, i)?)
             }
         };
-        let m = match self.mode {
-            Mode::Train => crate::swiglu::swiglu_train(&g, &u)?,
-            Mode::Infer => (candle_nn::ops::silu(&g)? * u)?,
-        };
+        let m = crate::swiglu::swiglu(&g, &u)?;
         Ok(((x + layer.mlp.down_proj.forward(&m)?)?, new_k, new_v))
     }
 
@@ -978,7 +1001,6 @@ fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
 /// Builds one inference projection from one or more `[out_i, in]` weight parts stacked along
 /// `out`, with its bias.
 fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Result<Linear> {
-    let quant = opts.quant;
     let k = match &parts[0] {
         Raw::Quant(q) => q.shape().dims()[1],
         Raw::Dense(t) => t.dim(1)?,
@@ -989,8 +1011,17 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Resul
     };
     let first = quant_dtype(&parts[0]);
     let same = first.is_some() && parts.iter().all(|p| quant_dtype(p) == first);
-    // Original block format: rows are independent blocks, so the parts' bytes can be stacked.
-    if quant == InferQuant::Original && same {
+    let keep = match opts.quant {
+        InferQuant::Original => same,
+        InferQuant::Auto => {
+            same && crate::qmatmul::available()
+                && matches!(first, Some(GgmlDType::Q4_1 | GgmlDType::Q8_0))
+                && k.is_multiple_of(GgmlDType::Q8_0.block_size())
+        }
+        InferQuant::Q8_0 | InferQuant::F32 => false,
+    };
+    // The block format as stored: rows are independent blocks, so the parts' bytes stack.
+    if keep {
         let dtype = first.expect("checked");
         let mut bytes = Vec::new();
         let mut rows = 0;
@@ -1002,7 +1033,7 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Resul
         }
         let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype)?;
         let qt = QTensor::new(storage, (rows, k))?;
-        return Ok(Linear::new(Weight::Quant(QMatMul::from_qtensor(qt)?), bias));
+        return Ok(Linear::new(quant_weight(qt)?, bias));
     }
     let dense = if parts.len() == 1 {
         parts[0].to_f32()?
@@ -1010,53 +1041,25 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Resul
         let ts = parts.iter().map(Raw::to_f32).collect::<Result<Vec<_>>>()?;
         Tensor::cat(&ts, 0)?
     };
-    let to_q8 = match quant {
-        InferQuant::Q8_0 | InferQuant::Q8_0Tiles => true,
+    let to_q8 = match opts.quant {
+        InferQuant::Q8_0 | InferQuant::Auto => true,
         InferQuant::Original => first.is_some(),
         InferQuant::F32 => false,
     };
     if to_q8 && k.is_multiple_of(GgmlDType::Q8_0.block_size()) {
-        let n = dense.dim(0)?;
-        // candle runs Q8_0 through its repacked VNNI tile kernels only when `in` is a multiple
-        // of 256 and `out` of 16; with `Q8_0Tiles`, zero columns (576 -> 768 on SmolLM2) buy
-        // that kernel for multi-row inputs (prefill, n samples decoding together). Measured
-        // here (AVX512-VNNI): 8 rows through the 49,152 x 576 LM head 16.5 -> 7.5 ms, through
-        // gate/up 0.96 -> 0.25 ms. A single row streams every weight once, and the expanded tiles cost more
-        // bandwidth than they save, so single rows keep the compact weight beside it.
-        let pad = if quant == InferQuant::Q8_0Tiles && q8_tile_kernels() && n.is_multiple_of(16) {
-            (256 - k % 256) % 256
-        } else {
-            0
-        };
-        let padded = if pad > 0 {
-            let qt = QTensor::quantize(&dense.pad_with_zeros(1, 0, pad)?, GgmlDType::Q8_0)?;
-            Some((pad, QMatMul::from_qtensor(qt)?))
-        } else {
-            None
-        };
         let qt = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
-        Ok(Linear {
-            weight: Weight::Quant(QMatMul::from_qtensor(qt)?),
-            bias,
-            padded,
-        })
+        Ok(Linear::new(quant_weight(qt)?, bias))
     } else {
         Ok(Linear::new(Weight::Dense(dense), bias))
     }
 }
 
-/// Whether candle's repacked Q8_0 tile kernels can run here (AVX512-VNNI or AVX-VNNI; candle
-/// detects the same features at run time and leaves plain AVX2 on the per-row dot products).
-fn q8_tile_kernels() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni"))
-            || (is_x86_feature_detected!("avxvnni") && is_x86_feature_detected!("avx2"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// A quantized weight in the packed layout where this CPU runs those kernels, else candle's.
+fn quant_weight(qt: QTensor) -> Result<Weight> {
+    Ok(match PackedMatrix::pack(&qt)? {
+        Some(p) => Weight::Packed(Arc::new(p)),
+        None => Weight::Quant(QMatMul::from_qtensor(qt)?),
+    })
 }
 
 /// Inverse of llama.cpp's `permute` of q/k rows: `[heads, d/2, 2, ...]` → `[heads, 2, d/2, ...]`.

@@ -1,4 +1,5 @@
-//! RMS norm for training on the CPU as one autograd node.
+//! RMS norm on the CPU as one op: an autograd node for training, and for inference a single pass
+//! that stays on the calling thread when small (see `cpu_op::min_rows`).
 //!
 //! Every decoder layer normalises twice, and the composite form (square, mean, add, sqrt,
 //! divide, scale) keeps three hidden-size tensors per call alive for the backward pass. This op
@@ -9,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{f32_slice, f32_vec};
+use crate::cpu_op::{f32_slice, f32_vec, min_rows};
 
 /// Rows per unit of parallel work in the backward pass (and per partial weight-gradient sum).
 const ROWS_PER_BLOCK: usize = 32;
@@ -51,7 +52,8 @@ impl CustomOp2 for RmsNorm {
             );
         }
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(y, x)| {
+        let rows = y.par_chunks_mut(d).zip(x.par_chunks(d));
+        rows.with_min_len(min_rows(d)).for_each(|(y, x)| {
             let r = self.scale(x);
             for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
                 *y = x * r * w;
@@ -104,7 +106,7 @@ impl CustomOp2 for RmsNorm {
 }
 
 /// `x / sqrt(mean(x^2) + eps) * w` over the last dimension, differentiable in `x` and `w`.
-pub(crate) fn rms_norm_train(x: &Tensor, w: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
+pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         x.contiguous()?.apply_op2(&w.contiguous()?, RmsNorm { eps })
     } else {
@@ -123,7 +125,7 @@ mod tests {
         let dev = Device::Cpu;
         let x = Var::randn(0f32, 2.0, (3, 5, 16), &dev)?;
         let w = Var::randn(1f32, 0.3, 16, &dev)?;
-        let fused = rms_norm_train(&x, &w, 1e-5)?;
+        let fused = rms_norm(&x, &w, 1e-5)?;
         let plain = candle_nn::ops::rms_norm_slow(&x, &w, 1e-5)?;
         assert_same_values_and_gradients(&fused, &plain, &[&x, &w])
     }
@@ -137,7 +139,7 @@ mod tests {
         let w = Var::randn(1f32, 0.3, 64, &dev)?;
         let c = Tensor::randn(0f32, 1.0, (4, 500, 64), &dev)?;
         let grad_w = || -> candle_core::Result<Vec<f32>> {
-            let y = rms_norm_train(&x, &w, 1e-5)?;
+            let y = rms_norm(&x, &w, 1e-5)?;
             let g = (&y * &c)?.sum_all()?.backward()?;
             g.get(&w).expect("w has a gradient").to_vec1::<f32>()
         };

@@ -1,4 +1,5 @@
-//! Rotary position embedding for training on the CPU as one autograd node.
+//! Rotary position embedding on the CPU as one op: an autograd node for training, and for
+//! inference a single pass that stays on the calling thread when small.
 //!
 //! Built from candle ops, rope keeps six half-width products and their concatenation alive per
 //! call (for q and k of every layer). Rope is a rotation of each pair of features, so its
@@ -9,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::config::RopeLayout;
-use crate::cpu_op::{f32_slice, f32_vec};
+use crate::cpu_op::{f32_slice, f32_vec, min_rows};
 
 #[derive(Debug, Clone, Copy)]
 struct Rope {
@@ -30,6 +31,7 @@ fn rotate(
     let mut y = vec![0f32; x.len()];
     y.par_chunks_mut(t * d)
         .zip(x.par_chunks(t * d))
+        .with_min_len(min_rows(t * d))
         .enumerate()
         .for_each(|(bh, (y, x))| {
             let bi = bh / h;
@@ -103,7 +105,7 @@ impl CustomOp3 for Rope {
 }
 
 /// Rope of `x [b, h, t, d]` with per-row tables `[b, t, d/2]`, differentiable in `x`.
-pub(crate) fn rope_train(
+pub(crate) fn rope_cpu(
     layout: RopeLayout,
     x: &Tensor,
     cos: &Tensor,
@@ -168,7 +170,7 @@ mod tests {
         let (cos, sin) = (angles.cos()?, angles.sin()?);
         for layout in [RopeLayout::Interleaved, RopeLayout::HalfSplit] {
             let x = Var::randn(0f32, 1.0, (b, h, t, d), &dev)?;
-            let fused = rope_train(layout, &x, &cos, &sin)?.unwrap();
+            let fused = rope_cpu(layout, &x, &cos, &sin)?.unwrap();
             let plain = composite(layout, &x, &cos, &sin);
             assert_same_values_and_gradients(&fused, &plain, &[&x])?;
         }

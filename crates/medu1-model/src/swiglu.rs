@@ -1,4 +1,5 @@
-//! The gated MLP activation `silu(gate) * up` for training on the CPU as one autograd node.
+//! The gated MLP activation `silu(gate) * up` on the CPU as one op (an autograd node for
+//! training, one pass for inference).
 //!
 //! Composed from candle ops it keeps `silu(gate)` alive next to `gate` and `up` for every layer
 //! (an intermediate-size tensor per token); this op keeps only its two inputs:
@@ -7,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{f32_slice, f32_vec};
+use crate::cpu_op::{f32_slice, f32_vec, min_rows};
 
 #[derive(Debug, Clone, Copy)]
 struct SwiGlu;
@@ -38,6 +39,7 @@ impl CustomOp2 for SwiGlu {
         let mut m = vec![0f32; g.len()];
         m.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+            .with_min_len(min_rows(CHUNK))
             .for_each(|(m, (g, u))| {
                 for ((m, &g), &u) in m.iter_mut().zip(g).zip(u) {
                     *m = g * sigmoid(g) * u;
@@ -78,7 +80,7 @@ impl CustomOp2 for SwiGlu {
 }
 
 /// `silu(gate) * up`, differentiable in both.
-pub(crate) fn swiglu_train(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn swiglu(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
     if gate.device().is_cpu() && gate.dtype() == candle_core::DType::F32 {
         gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
     } else {
@@ -98,7 +100,7 @@ mod tests {
         // More elements than one parallel chunk, so the chunking is exercised.
         let g = Var::randn(0f32, 3.0, (3, 7, 400), &dev)?;
         let u = Var::randn(0f32, 1.0, (3, 7, 400), &dev)?;
-        let fused = swiglu_train(&g, &u)?;
+        let fused = swiglu(&g, &u)?;
         let plain = (candle_nn::ops::silu(&g)? * u.as_tensor())?;
         assert_same_values_and_gradients(&fused, &plain, &[&g, &u])
     }

@@ -69,9 +69,9 @@ fn dequantized_and_quantized_paths_agree() {
     let reference = dense.forward(&input, None).unwrap();
     for quant in [
         InferQuant::F32,
+        InferQuant::Auto,
         InferQuant::Original,
         InferQuant::Q8_0,
-        InferQuant::Q8_0Tiles,
     ] {
         let m = Model::from_gguf(
             &path,
@@ -86,13 +86,14 @@ fn dequantized_and_quantized_paths_agree() {
         let max = diff.max_all().unwrap().to_scalar::<f32>().unwrap();
         let mean = diff.mean_all().unwrap().to_scalar::<f32>().unwrap();
         eprintln!("{quant:?}: max |Δlogit| {max:.4}, mean {mean:.5}");
-        // Q8_0Tiles quantizes activations per 256 values (per 32 elsewhere): measured max 5.1.
-        let tol = match quant {
-            InferQuant::F32 => 1e-3,
-            InferQuant::Q8_0Tiles => 8.0,
-            _ => 5.0,
+        // Measured here: max 2.9 / mean 0.24 with the packed kernels on the stored Q4_1 and
+        // Q8_0 blocks, 2.2 / 0.33 requantized to Q8_0, 3.5 / 0.42 through candle's QMatMul.
+        let (tol, mean_tol) = match quant {
+            InferQuant::F32 => (1e-3, 1e-4),
+            _ => (5.0, 0.5),
         };
         assert!(max < tol, "{quant:?}: max diff {max}");
+        assert!(mean < mean_tol, "{quant:?}: mean diff {mean}");
         // The next-token choices agree almost everywhere, and always at the end of the prompt.
         let a = logits.argmax(D::Minus1).unwrap().to_vec2::<u32>().unwrap();
         let r = reference

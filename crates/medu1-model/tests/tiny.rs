@@ -330,10 +330,15 @@ fn a_shared_prompt_gives_the_values_and_gradients_of_separate_sequences() {
 
 #[test]
 fn kv_cache_decoding_equals_full_recomputation() {
-    for arch in [Arch::Llama, Arch::Qwen2] {
+    // f32 weights, and the default Q8_0 weights (the packed kernels where the CPU has them:
+    // they quantize each activation row on its own, so a cached step sees the same numbers).
+    for (arch, opts) in [Arch::Llama, Arch::Qwen2]
+        .into_iter()
+        .flat_map(|a| [(a, infer_f32()), (a, LoadOptions::infer())])
+    {
         let dir = tempfile::tempdir().unwrap();
         write_checkpoint(dir.path(), arch);
-        let (model, tok) = medu1_model::load(dir.path(), infer_f32()).unwrap();
+        let (model, tok) = medu1_model::load(dir.path(), opts).unwrap();
         let seq: Vec<u32> = vec![1, 5, 9, 17, 33, 8, 4, 60, 12, 3, 44, 21];
         let full = model.forward(&ids(&seq), None).unwrap().squeeze(0).unwrap();
         let mut cache = KvCache::new(model.config(), 1, 32).unwrap();
@@ -372,7 +377,13 @@ fn kv_cache_decoding_equals_full_recomputation() {
         // Train-mode (composite ops) logits agree with the fused inference path.
         let train = Model::from_hf_dir(dir.path(), LoadOptions::train()).unwrap();
         let lt = train.forward(&ids(&all), None).unwrap();
-        assert!(max_diff(&lt, &logits) < 1e-4);
+        let tol = if opts.quant == InferQuant::F32 {
+            1e-4
+        } else {
+            0.5
+        };
+        let d = max_diff(&lt, &logits);
+        assert!(d < tol, "{arch:?} {:?}: {d}", opts.quant);
     }
 }
 

@@ -83,8 +83,8 @@ impl Default for DataConfig {
 pub struct ModelSection {
     /// `default` (the embedded SmolLM2), a GGUF file or a Hugging Face folder.
     pub path: String,
-    /// Weight format of the rollout copy: `q8_0`, `q8_0-tiles` (faster batched decoding on
-    /// VNNI CPUs, coarser activation quantization), `f32`, `original`.
+    /// Weight format of the rollout copy: `auto` (GGUF Q4_1/Q8_0 as stored where the packed
+    /// kernels run, else Q8_0), `q8_0`, `f32`, `original`.
     pub rollout_quant: String,
 }
 
@@ -92,7 +92,7 @@ impl Default for ModelSection {
     fn default() -> Self {
         ModelSection {
             path: "default".into(),
-            rollout_quant: "q8_0".into(),
+            rollout_quant: "auto".into(),
         }
     }
 }

@@ -41,7 +41,7 @@ pub enum TrainError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid model.rollout_quant `{0}`: use q8_0, q8_0-tiles, f32 or original")]
+    #[error("invalid model.rollout_quant `{0}`: use auto, q8_0, f32 or original")]
     Quant(String),
     #[error("checkpoint {path} was written by a `{found}` run, not `{expected}`")]
     Kind {
@@ -63,13 +63,8 @@ pub enum Progress {
 }
 
 pub fn rollout_quant(name: &str) -> Result<InferQuant> {
-    match name {
-        "q8_0" | "q8" => Ok(InferQuant::Q8_0),
-        "q8_0-tiles" => Ok(InferQuant::Q8_0Tiles),
-        "f32" => Ok(InferQuant::F32),
-        "original" => Ok(InferQuant::Original),
-        o => Err(TrainError::Quant(o.to_string())),
-    }
+    name.parse()
+        .map_err(|_| TrainError::Quant(name.to_string()))
 }
 
 /// An inference-mode copy of `policy`'s current weights.

@@ -63,9 +63,9 @@ pub struct GenerateArgs {
     /// One JSON object per prompt on stdout.
     #[arg(long)]
     json: bool,
-    /// Matmul weights of the inference path: q8_0 (default), q8_0-tiles (faster with several
-    /// rows on VNNI CPUs, coarser activation quantization), original (as stored) or f32.
-    #[arg(long, default_value = "q8_0")]
+    /// Matmul weights of the inference path: auto (GGUF Q4_1/Q8_0 as stored where the packed
+    /// VNNI kernels run, everything else Q8_0), q8_0, original (as stored) or f32.
+    #[arg(long, default_value = "auto")]
     quant: String,
     /// Prompts per batch (each expands to `n` rows).
     #[arg(long, default_value_t = 4)]
@@ -178,13 +178,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         std::process::exit(code);
     }
     let path = super::setup::resolve_model(&a.model)?;
-    let quant = match a.quant.as_str() {
-        "q8_0" | "q8" => InferQuant::Q8_0,
-        "q8_0-tiles" => InferQuant::Q8_0Tiles,
-        "original" => InferQuant::Original,
-        "f32" => InferQuant::F32,
-        other => bail!("unknown --quant `{other}` (q8_0, q8_0-tiles, original, f32)"),
-    };
+    let quant: InferQuant = a.quant.parse().context("--quant")?;
     let items = read_items(&a)?;
     let t_load = std::time::Instant::now();
     let (model, tok) = medu1_model::load(

@@ -1,0 +1,542 @@
+//! Quantized matrix products for the inference path on x86 CPUs with AVX512-VNNI.
+//!
+//! Generation spends its time in the projections: a decoded token is ~120 matrix-vector
+//! products, and n samples decoding together multiply each weight by n activation rows. candle
+//! 0.11's `QMatMul` runs a Q8_0 product as one 32-wide AVX2 dot product per (input row, output
+//! column), reading the weights again for every input row, and a Q4_1 product as a scalar loop;
+//! its repacked VNNI tiles need the input width to be a multiple of 256 (SmolLM2's is 576) and
+//! quantize activations per 256 values, which doubled the logit error. This module keeps Q8_0's
+//! per-32 activation precision and the checkpoint's own weight values.
+//!
+//! The layout: a matrix is cut into tiles of 16 output rows. For each block of 32 inputs a tile
+//! holds eight groups of 64 bytes, group `c` holding inputs `4c..4c + 4` of each of the 16 rows,
+//! so one `vpdpbusd` of a group against those 4 activation bytes, broadcast, advances all 16 dot
+//! products with no horizontal sum. `vpdpbusd` multiplies unsigned by signed bytes, so weights
+//! are stored as unsigned codes `u` with `w = d * u + m` per row and block: Q4_1's 4-bit codes
+//! and minimum as they are (two codes per byte, group `c` in the low nibble and group `c + 4` in
+//! the high one, so a 4-bit matrix streams half the bytes), Q8_0's signed values offset by 128
+//! (`m = -128 d`). Activations are quantized per block of 32 to i8 with an f32 scale `dx`, so for
+//! each row and block `sum(w * x) = d * dx * dot(u, xq) + m * (dx * sum(xq))`. The only
+//! approximation is that activation rounding, the same as llama.cpp's and candle's Q8 paths (here
+//! without rounding `dx` to f16).
+#![allow(unsafe_code)] // SIMD intrinsics and disjoint writes from the thread pool; see SAFETY notes.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+
+use crate::error::Result;
+
+/// Inputs per quantization block.
+const BLOCK: usize = 32;
+/// Output rows per tile (lanes of one 512-bit vector of f32 / i32).
+const TILE: usize = 16;
+
+/// One 64-byte group of a tile, aligned so that no load straddles two cache lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// How the codes of a matrix are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codes {
+    /// One byte per weight (Q8_0 offset by 128); `m = -128 d` is not stored.
+    U8,
+    /// Half a byte per weight (Q4_1), with its per-block minimum.
+    U4,
+}
+
+impl Codes {
+    fn lines_per_block(self) -> usize {
+        match self {
+            Codes::U8 => 8,
+            Codes::U4 => 4,
+        }
+    }
+}
+
+/// A `[n, k]` weight matrix in the tile layout of the module docs.
+pub(crate) struct PackedMatrix {
+    n: usize,
+    k: usize,
+    codes: Codes,
+    lines: Vec<Line>,
+    /// f16 bits of `d`, `[tiles, blocks, 16]`.
+    d: Vec<u16>,
+    /// f16 bits of `m`, same shape (U4 only).
+    m: Vec<u16>,
+}
+
+impl std::fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedMatrix")
+            .field("n", &self.n)
+            .field("k", &self.k)
+            .field("codes", &self.codes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether this CPU runs the kernels (AVX512F/BW with VNNI).
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl PackedMatrix {
+    /// Packs a `[n, k]` Q8_0 or Q4_1 matrix; `None` for other block types, for `k` not a
+    /// multiple of 32, or when the CPU lacks the kernels' instructions.
+    pub(crate) fn pack(q: &QTensor) -> Result<Option<PackedMatrix>> {
+        let (codes, block_bytes) = match q.dtype() {
+            GgmlDType::Q8_0 => (Codes::U8, 34),
+            GgmlDType::Q4_1 => (Codes::U4, 20),
+            _ => return Ok(None),
+        };
+        let dims = q.shape().dims();
+        if !available() || dims.len() != 2 || !dims[1].is_multiple_of(BLOCK) {
+            return Ok(None);
+        }
+        let (n, k) = (dims[0], dims[1]);
+        let data = q.data()?;
+        let nb = k / BLOCK;
+        let tiles = n.div_ceil(TILE);
+        let lpb = codes.lines_per_block();
+        let mut lines = vec![Line([0; 64]); tiles * nb * lpb];
+        let mut d = vec![0u16; tiles * nb * TILE];
+        let mut m = match codes {
+            Codes::U4 => vec![0u16; tiles * nb * TILE],
+            Codes::U8 => Vec::new(),
+        };
+        let f16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        for r in 0..n {
+            let (t, row) = (r / TILE, r % TILE);
+            for b in 0..nb {
+                let blk = &data[(r * nb + b) * block_bytes..][..block_bytes];
+                let at = (t * nb + b) * TILE + row;
+                d[at] = f16_at(blk, 0);
+                let base = (t * nb + b) * lpb;
+                match codes {
+                    Codes::U8 => {
+                        for (e, &q) in blk[2..].iter().enumerate() {
+                            lines[base + e / 4].0[row * 4 + e % 4] = (q as i8 as i16 + 128) as u8;
+                        }
+                    }
+                    Codes::U4 => {
+                        m[at] = f16_at(blk, 2);
+                        let qs = &blk[4..];
+                        let code = |e: usize| {
+                            if e < 16 {
+                                qs[e] & 0x0f
+                            } else {
+                                qs[e - 16] >> 4
+                            }
+                        };
+                        for g in 0..4 {
+                            for j in 0..4 {
+                                lines[base + g].0[row * 4 + j] =
+                                    code(4 * g + j) | (code(4 * (g + 4) + j) << 4);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(PackedMatrix {
+            n,
+            k,
+            codes,
+            lines,
+            d,
+            m,
+        }))
+    }
+
+    pub(crate) fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// `x W^T` for `x` holding `x.len() / k` rows of `k` values; returns the rows of `n` values.
+    pub(crate) fn matmul(&self, x: &[f32]) -> Vec<f32> {
+        let (n, k) = (self.n, self.k);
+        debug_assert!(x.len().is_multiple_of(k));
+        let rows = x.len() / k;
+        let xq = QuantizedRows::new(x, k);
+        let mut out = vec![0f32; rows * n];
+        let out_addr = out.as_mut_ptr() as usize;
+        let tiles = n.div_ceil(TILE);
+        candle_core::utils::barrier_pool().execute_chunked(tiles, |range| {
+            let mut tmp = [0f32; 4 * TILE];
+            for t in range {
+                let cols = TILE.min(n - t * TILE);
+                let mut r = 0;
+                while r < rows {
+                    let group = match rows - r {
+                        1 => 1,
+                        2 | 3 => 2,
+                        _ => 4,
+                    };
+                    self.tile(t, &xq, r, group, &mut tmp);
+                    for i in 0..group {
+                        // SAFETY: `out` outlives the pool call, and each (row, tile) is written by
+                        // exactly one work item, so no two threads write the same element.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                (out_addr as *mut f32).add((r + i) * n + t * TILE),
+                                cols,
+                            )
+                        };
+                        dst.copy_from_slice(&tmp[i * TILE..i * TILE + cols]);
+                    }
+                    r += group;
+                }
+            }
+        });
+        out
+    }
+
+    /// Rows `r0..r0 + group` (1, 2 or 4) of the activations against tile `t`, into
+    /// `out[i * 16..]`.
+    fn tile(&self, t: usize, x: &QuantizedRows, r0: usize, group: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let nb = self.k / BLOCK;
+            let lpb = self.codes.lines_per_block();
+            let lines = &self.lines[t * nb * lpb..(t + 1) * nb * lpb];
+            let d = &self.d[t * nb * TILE..(t + 1) * nb * TILE];
+            let xs = x.rows(r0, group);
+            // SAFETY: `pack` returned this matrix only where `available()` holds, so the CPU
+            // has the target features; the slices have the lengths the kernel reads.
+            unsafe {
+                match (self.codes, group) {
+                    (Codes::U8, 1) => x86::tile_u8::<1>(lines, d, xs, out),
+                    (Codes::U8, 2) => x86::tile_u8::<2>(lines, d, xs, out),
+                    (Codes::U8, _) => x86::tile_u8::<4>(lines, d, xs, out),
+                    (Codes::U4, g) => {
+                        let m = &self.m[t * nb * TILE..(t + 1) * nb * TILE];
+                        match g {
+                            1 => x86::tile_u4::<1>(lines, d, m, xs, out),
+                            2 => x86::tile_u4::<2>(lines, d, m, xs, out),
+                            _ => x86::tile_u4::<4>(lines, d, m, xs, out),
+                        }
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (t, x, r0, group, out);
+            unreachable!("packed matrices exist only on x86_64");
+        }
+    }
+}
+
+/// Activation rows quantized per block of 32: `x ~ dx * xq`, and `sx = dx * sum(xq)`.
+struct QuantizedRows {
+    k: usize,
+    xq: Vec<i8>,
+    dx: Vec<f32>,
+    sx: Vec<f32>,
+}
+
+/// A window of `QuantizedRows` handed to a kernel.
+#[derive(Clone, Copy)]
+struct RowsView<'a> {
+    k: usize,
+    xq: &'a [i8],
+    dx: &'a [f32],
+    sx: &'a [f32],
+}
+
+impl QuantizedRows {
+    fn new(x: &[f32], k: usize) -> QuantizedRows {
+        let blocks = x.len() / BLOCK;
+        let mut xq = vec![0i8; x.len()];
+        let mut dx = vec![0f32; blocks];
+        let mut sx = vec![0f32; blocks];
+        for (b, (xs, qs)) in x
+            .chunks_exact(BLOCK)
+            .zip(xq.chunks_exact_mut(BLOCK))
+            .enumerate()
+        {
+            let amax = xs.iter().fold(0f32, |a, &v| a.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0i32;
+            for (q, &v) in qs.iter_mut().zip(xs) {
+                // `as` saturates, and |v * id| <= 127 up to rounding.
+                *q = (v * id).round_ties_even() as i8;
+                sum += *q as i32;
+            }
+            dx[b] = d;
+            sx[b] = d * sum as f32;
+        }
+        QuantizedRows { k, xq, dx, sx }
+    }
+
+    fn rows(&self, r0: usize, count: usize) -> RowsView<'_> {
+        let nb = self.k / BLOCK;
+        RowsView {
+            k: self.k,
+            xq: &self.xq[r0 * self.k..(r0 + count) * self.k],
+            dx: &self.dx[r0 * nb..(r0 + count) * nb],
+            sx: &self.sx[r0 * nb..(r0 + count) * nb],
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, Line, RowsView, TILE};
+
+    /// The 4 activation bytes `4c..4c + 4` of block `b` of row `r`, broadcast to every lane.
+    #[inline(always)]
+    unsafe fn bcast(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m512i {
+        // SAFETY: in bounds for the blocks and groups the kernels visit.
+        unsafe {
+            let p = x.xq.as_ptr().add(r * x.k + b * BLOCK + 4 * c) as *const i32;
+            _mm512_set1_epi32(p.read_unaligned())
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scales(h: &[u16], b: usize) -> __m512 {
+        // SAFETY: `h` holds 16 f16 values per block.
+        unsafe {
+            _mm512_cvtph_ps(_mm256_loadu_si256(
+                h.as_ptr().add(b * TILE) as *const __m256i
+            ))
+        }
+    }
+
+    /// Q8_0 codes (one byte, offset 128) of one tile against `R` activation rows.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_u8<const R: usize>(
+        lines: &[Line],
+        d: &[u16],
+        x: RowsView<'_>,
+        out: &mut [f32],
+    ) {
+        let nb = x.k / BLOCK;
+        let mut acc = [_mm512_setzero_ps(); R];
+        let mut off = [_mm512_setzero_ps(); R];
+        for b in 0..nb {
+            let mut even = [_mm512_setzero_si512(); R];
+            let mut odd = [_mm512_setzero_si512(); R];
+            for c in (0..8).step_by(2) {
+                // SAFETY: 8 lines per block.
+                let (w0, w1) = unsafe {
+                    (
+                        _mm512_load_si512(lines.as_ptr().add(b * 8 + c) as *const __m512i),
+                        _mm512_load_si512(lines.as_ptr().add(b * 8 + c + 1) as *const __m512i),
+                    )
+                };
+                for r in 0..R {
+                    // SAFETY: as in `bcast`.
+                    unsafe {
+                        even[r] = _mm512_dpbusd_epi32(even[r], w0, bcast(&x, r, b, c));
+                        odd[r] = _mm512_dpbusd_epi32(odd[r], w1, bcast(&x, r, b, c + 1));
+                    }
+                }
+            }
+            // SAFETY: as in `scales`.
+            let dv = unsafe { scales(d, b) };
+            for r in 0..R {
+                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even[r], odd[r]));
+                let dx = _mm512_set1_ps(x.dx[r * nb + b]);
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dot, dv), dx, acc[r]);
+                off[r] = _mm512_fmadd_ps(dv, _mm512_set1_ps(x.sx[r * nb + b]), off[r]);
+            }
+        }
+        for r in 0..R {
+            // The codes are `q + 128`: subtract `128 * d * dx * sum(xq)` per block.
+            let y = _mm512_fmadd_ps(off[r], _mm512_set1_ps(-128.0), acc[r]);
+            // SAFETY: `out` holds 16 values per row.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * TILE), y) };
+        }
+    }
+
+    /// Q4_1 codes (two per byte) of one tile against `R` activation rows.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_u4<const R: usize>(
+        lines: &[Line],
+        d: &[u16],
+        m: &[u16],
+        x: RowsView<'_>,
+        out: &mut [f32],
+    ) {
+        let nb = x.k / BLOCK;
+        let low = _mm512_set1_epi8(0x0f);
+        let mut acc = [_mm512_setzero_ps(); R];
+        let mut off = [_mm512_setzero_ps(); R];
+        for b in 0..nb {
+            let mut even = [_mm512_setzero_si512(); R];
+            let mut odd = [_mm512_setzero_si512(); R];
+            for g in 0..4 {
+                // SAFETY: 4 lines per block.
+                let v =
+                    unsafe { _mm512_load_si512(lines.as_ptr().add(b * 4 + g) as *const __m512i) };
+                let lo = _mm512_and_si512(v, low);
+                let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                for r in 0..R {
+                    // SAFETY: as in `bcast`.
+                    unsafe {
+                        even[r] = _mm512_dpbusd_epi32(even[r], lo, bcast(&x, r, b, g));
+                        odd[r] = _mm512_dpbusd_epi32(odd[r], hi, bcast(&x, r, b, g + 4));
+                    }
+                }
+            }
+            // SAFETY: as in `scales`.
+            let (dv, mv) = unsafe { (scales(d, b), scales(m, b)) };
+            for r in 0..R {
+                let dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even[r], odd[r]));
+                let dx = _mm512_set1_ps(x.dx[r * nb + b]);
+                acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dot, dv), dx, acc[r]);
+                off[r] = _mm512_fmadd_ps(mv, _mm512_set1_ps(x.sx[r * nb + b]), off[r]);
+            }
+        }
+        for r in 0..R {
+            let y = _mm512_add_ps(acc[r], off[r]);
+            // SAFETY: `out` holds 16 values per row.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * TILE), y) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    /// `xd W^T` in f64, with `W` dequantized by candle (not by this module) and `xd` the
+    /// dequantized activations, so only summation order separates it from the kernels.
+    fn reference(q: &QTensor, x: &[f32], k: usize) -> Vec<f64> {
+        let w = q
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let n = w.len() / k;
+        let xq = QuantizedRows::new(x, k);
+        let rows = x.len() / k;
+        let mut y = vec![0f64; rows * n];
+        for r in 0..rows {
+            for c in 0..n {
+                let mut s = 0f64;
+                for e in 0..k {
+                    let xd = xq.dx[(r * k + e) / BLOCK] as f64 * xq.xq[r * k + e] as f64;
+                    s += xd * w[c * k + e] as f64;
+                }
+                y[r * n + c] = s;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn kernels_equal_dequantized_products() {
+        if !available() {
+            eprintln!("skipped: this CPU lacks AVX512-VNNI, the packed path is never used here");
+            return;
+        }
+        let dev = Device::Cpu;
+        let mut checked = 0;
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+            // n not a multiple of the tile; every row-group size (4, 2, 1) and mixes of them.
+            for (n, k) in [(37, 96), (48, 576)] {
+                let w = Tensor::randn(0f32, 0.5, (n, k), &dev).unwrap();
+                let q = QTensor::quantize(&w, dtype).unwrap();
+                let p = PackedMatrix::pack(&q).unwrap().expect("packable");
+                assert_eq!(p.rows(), n);
+                for rows in [1, 2, 3, 4, 5, 7, 9] {
+                    let x = Tensor::randn(0f32, 2.0, (rows, k), &dev)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap();
+                    let got = p.matmul(&x);
+                    let want = reference(&q, &x, k);
+                    assert_eq!(got.len(), want.len());
+                    for (i, (&g, &r)) in got.iter().zip(&want).enumerate() {
+                        let tol = 1e-4 * (1.0 + r.abs());
+                        assert!(
+                            (g as f64 - r).abs() <= tol,
+                            "{dtype:?} n={n} k={k} rows={rows} at {i}: kernel {g} vs reference {r}"
+                        );
+                    }
+                    checked += got.len();
+                }
+            }
+        }
+        eprintln!("checked {checked} outputs against the dequantized reference");
+    }
+
+    /// Each activation row is quantized and accumulated on its own, in the same order whatever
+    /// rows share its call, so batching, padding and KV-cache decoding do not change a row's
+    /// numbers.
+    #[test]
+    fn a_row_gives_the_same_bits_in_any_batch() {
+        if !available() {
+            eprintln!("skipped: this CPU lacks AVX512-VNNI, the packed path is never used here");
+            return;
+        }
+        let dev = Device::Cpu;
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+            let (n, k) = (40, 160);
+            let w = Tensor::randn(0f32, 0.5, (n, k), &dev).unwrap();
+            let p = PackedMatrix::pack(&QTensor::quantize(&w, dtype).unwrap())
+                .unwrap()
+                .unwrap();
+            let x = Tensor::randn(0f32, 1.0, (7, k), &dev)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let all = p.matmul(&x);
+            for r in 0..7 {
+                let alone = p.matmul(&x[r * k..(r + 1) * k]);
+                assert_eq!(alone, all[r * n..(r + 1) * n], "{dtype:?} row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn activation_rounding_stays_within_half_a_step() {
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.173)
+            .collect();
+        let q = QuantizedRows::new(&x, 96);
+        for (e, &v) in x.iter().enumerate() {
+            let d = q.dx[e / BLOCK];
+            let back = d * q.xq[e] as f32;
+            assert!((back - v).abs() <= d * 0.5 + 1e-6, "{e}: {v} -> {back}");
+        }
+        let sums: Vec<f32> =
+            q.xq.chunks(BLOCK)
+                .zip(&q.dx)
+                .map(|(c, &d)| d * c.iter().map(|&v| v as i32).sum::<i32>() as f32)
+                .collect();
+        assert_eq!(sums, q.sx);
+    }
+
+    #[test]
+    fn other_block_types_are_not_packed() {
+        let w = Tensor::randn(0f32, 1.0, (16, 256), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
+        assert!(PackedMatrix::pack(&q).unwrap().is_none());
+    }
+}
