@@ -67,8 +67,8 @@ impl Attention {
     }
 
     /// The attention output: for training on the CPU one autograd node that recomputes its
-    /// probabilities in the backward pass instead of keeping them for every layer; otherwise
-    /// [`Attention::composite`].
+    /// probabilities in the backward pass instead of keeping them for every layer; for a few
+    /// query rows on the CPU (decoding) `decode_attention`; otherwise [`Attention::composite`].
     pub fn forward(
         self,
         q: &Tensor,
@@ -79,6 +79,17 @@ impl Attention {
         if train && q.device().is_cpu() {
             q.contiguous()?
                 .apply_op3(&k.contiguous()?, &v.contiguous()?, self)
+        } else if !train
+            && let Some(y) = crate::decode_attention::attend(
+                q,
+                k,
+                v,
+                self.scale,
+                q.dim(2)? / self.rep,
+                self.mask.as_ref(),
+            )?
+        {
+            Ok(y)
         } else {
             self.composite(q, k, v, train)
         }

@@ -10,6 +10,7 @@
 mod attention;
 pub mod config;
 mod cpu_op;
+mod decode_attention;
 pub mod error;
 pub mod generate;
 pub mod logprobs;
