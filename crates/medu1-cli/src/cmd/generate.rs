@@ -70,12 +70,12 @@ pub struct GenerateArgs {
     /// Prompts per batch (each expands to `n` rows).
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
-    /// Compute threads. candle sizes its pools from `RAYON_NUM_THREADS` when the process starts,
-    /// so a value different from the environment's re-runs medu1 with it set. One thread decodes
-    /// as fast as two on 2-vCPU machines and does not collapse when other work shares the CPUs
-    /// (candle's pool spin-waits).
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Compute threads (default: candle's, one per physical core). candle sizes its pools from
+    /// `RAYON_NUM_THREADS` when the process starts, so a value different from the environment's
+    /// re-runs medu1 with it set. Use fewer when other work shares the CPUs: candle's pool
+    /// spin-waits between products.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Re-runs this process with `RAYON_NUM_THREADS=threads` unless it is already set that way.
@@ -174,7 +174,9 @@ fn chat_template(tok: &Tokenizer) -> ChatTemplate {
 }
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
-    if let Some(code) = reexec_with_threads(a.threads)? {
+    if let Some(t) = a.threads
+        && let Some(code) = reexec_with_threads(t)?
+    {
         std::process::exit(code);
     }
     let path = super::setup::resolve_model(&a.model)?;
