@@ -8,8 +8,8 @@
 //!   RMS norm, rope, attention and the gated MLP activation are single ops with their own
 //!   backward pass, which keep far fewer activations alive than composite forms (modules
 //!   `norm`, `rope`, `attention`, `swiglu`; the composite forms remain for other devices);
-//! - [`Mode::Infer`]: quantized matmuls (the packed VNNI kernels of `qmatmul` where the CPU has
-//!   them, candle's `QMatMul` elsewhere), fused q/k/v and gate/up projections, the same
+//! - [`Mode::Infer`]: quantized matmuls (the packed int8 kernels of `qmatmul` on x86-64,
+//!   candle's `QMatMul` elsewhere), fused q/k/v and gate/up projections, the same
 //!   single-pass CPU ops, and a preallocated KV cache for generation.
 //!
 //! Batches may be left- or right-padded: an attention mask of 1 (token) / 0 (pad) per position
@@ -40,8 +40,9 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InferQuant {
     /// GGUF Q4_1 and Q8_0 matrices as stored where this CPU runs the packed kernels of
-    /// [`crate::qmatmul`] (x86 with AVX512-VNNI): they then cost no requantization error and a
-    /// 4-bit matrix streams half the bytes; every other matrix requantized to Q8_0.
+    /// `qmatmul` (x86-64 with AVX2; VNNI ones with AVX512-VNNI): they then cost no
+    /// requantization error and a 4-bit matrix streams half the bytes; every other matrix
+    /// requantized to Q8_0.
     Auto,
     /// Keep the checkpoint's format (GGUF block types as stored; safetensors as dense f32).
     Original,

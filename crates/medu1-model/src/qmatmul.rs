@@ -1,4 +1,5 @@
-//! Quantized matrix products for the inference path on x86 CPUs with AVX512-VNNI.
+//! Quantized matrix products for the inference path on x86-64 CPUs (AVX512-VNNI kernels, and
+//! AVX2 ones for CPUs without VNNI).
 //!
 //! Generation spends its time in the projections: a decoded token is ~120 matrix-vector
 //! products, and n samples decoding together multiply each weight by n activation rows. candle
@@ -11,7 +12,7 @@
 //! The layout: a matrix is cut into tiles of 16 output rows. For each block of 32 inputs a tile
 //! holds eight groups of 64 bytes, group `c` holding inputs `4c..4c + 4` of each of the 16 rows,
 //! so one `vpdpbusd` of a group against those 4 activation bytes, broadcast, advances all 16 dot
-//! products with no horizontal sum. `vpdpbusd` multiplies unsigned by signed bytes, so weights
+//! products with no horizontal sum (AVX2 does the same in two halves of 8 rows). `vpdpbusd` multiplies unsigned by signed bytes, so weights
 //! are stored as unsigned codes `u` with `w = d * u + m` per row and block: Q4_1's 4-bit codes
 //! and minimum as they are (two codes per byte, group `c` in the low nibble and group `c + 4` in
 //! the high one, so a 4-bit matrix streams half the bytes), Q8_0's signed values offset by 128
@@ -58,6 +59,7 @@ pub(crate) struct PackedMatrix {
     n: usize,
     k: usize,
     codes: Codes,
+    level: Level,
     lines: Vec<Line>,
     /// f16 bits of `d`, `[tiles, blocks, 16]`.
     d: Vec<u16>,
@@ -75,34 +77,77 @@ impl std::fmt::Debug for PackedMatrix {
     }
 }
 
-/// Whether this CPU runs the kernels (AVX512F/BW with VNNI).
-pub(crate) fn available() -> bool {
+/// The instruction set a kernel is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// `vpdpbusd` on 512-bit vectors: one instruction per group and row.
+    Avx512Vnni,
+    /// `vpmaddubsw` + `vpmaddwd` on 256-bit vectors (x86-64-v3 CPUs without VNNI: AMD Zen 2/3,
+    /// Intel before Ice Lake): four to five instructions per half group and row, Q8_0's
+    /// codes turned back to signed bytes so that no 16-bit sum saturates.
+    Avx2,
+}
+
+/// The best kernels this CPU runs, if any.
+pub(crate) fn level() -> Option<Level> {
     #[cfg(target_arch = "x86_64")]
     {
-        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *OK.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
+        static LEVEL: std::sync::OnceLock<Option<Level>> = std::sync::OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            if is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vnni")
+            {
+                Some(Level::Avx512Vnni)
+            } else if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
+                Some(Level::Avx2)
+            } else {
+                None
+            }
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        None
     }
+}
+
+/// Whether this CPU runs the kernels.
+pub(crate) fn available() -> bool {
+    level().is_some()
+}
+
+/// Whether this CPU runs `level`'s kernels (the AVX2 ones run wherever the AVX512 ones do).
+#[cfg(test)]
+fn runs(level: Level) -> bool {
+    matches!(
+        (self::level(), level),
+        (Some(Level::Avx512Vnni), _) | (Some(Level::Avx2), Level::Avx2)
+    )
 }
 
 impl PackedMatrix {
     /// Packs a `[n, k]` Q8_0 or Q4_1 matrix; `None` for other block types, for `k` not a
     /// multiple of 32, or when the CPU lacks the kernels' instructions.
     pub(crate) fn pack(q: &QTensor) -> Result<Option<PackedMatrix>> {
+        match level() {
+            Some(level) => Self::pack_for(q, level),
+            None => Ok(None),
+        }
+    }
+
+    /// [`PackedMatrix::pack`] for the kernels of `level`, which this CPU must run.
+    fn pack_for(q: &QTensor, level: Level) -> Result<Option<PackedMatrix>> {
         let (codes, block_bytes) = match q.dtype() {
             GgmlDType::Q8_0 => (Codes::U8, 34),
             GgmlDType::Q4_1 => (Codes::U4, 20),
             _ => return Ok(None),
         };
         let dims = q.shape().dims();
-        if !available() || dims.len() != 2 || !dims[1].is_multiple_of(BLOCK) {
+        if dims.len() != 2 || !dims[1].is_multiple_of(BLOCK) {
             return Ok(None);
         }
         let (n, k) = (dims[0], dims[1]);
@@ -154,6 +199,7 @@ impl PackedMatrix {
             n,
             k,
             codes,
+            level,
             lines,
             d,
             m,
@@ -179,9 +225,10 @@ impl PackedMatrix {
                 let cols = TILE.min(n - t * TILE);
                 let mut r = 0;
                 while r < rows {
-                    let group = match rows - r {
-                        1 => 1,
-                        2 | 3 => 2,
+                    // AVX2 has 16 vector registers: two rows' accumulators fit, four do not.
+                    let group = match (rows - r, self.level) {
+                        (1, _) => 1,
+                        (2 | 3, _) | (_, Level::Avx2) => 2,
                         _ => 4,
                     };
                     self.tile(t, &xq, r, group, &mut tmp);
@@ -213,21 +260,25 @@ impl PackedMatrix {
             let lines = &self.lines[t * nb * lpb..(t + 1) * nb * lpb];
             let d = &self.d[t * nb * TILE..(t + 1) * nb * TILE];
             let xs = x.rows(r0, group);
-            // SAFETY: `pack` returned this matrix only where `available()` holds, so the CPU
-            // has the target features; the slices have the lengths the kernel reads.
+            let m = match self.codes {
+                Codes::U4 => &self.m[t * nb * TILE..(t + 1) * nb * TILE],
+                Codes::U8 => &[],
+            };
+            // SAFETY: matrices are packed only for a level this CPU runs (`pack`, and the
+            // tests' `runs`), so it has the kernel's target features; the slices have the
+            // lengths the kernel reads.
             unsafe {
-                match (self.codes, group) {
-                    (Codes::U8, 1) => x86::tile_u8::<1>(lines, d, xs, out),
-                    (Codes::U8, 2) => x86::tile_u8::<2>(lines, d, xs, out),
-                    (Codes::U8, _) => x86::tile_u8::<4>(lines, d, xs, out),
-                    (Codes::U4, g) => {
-                        let m = &self.m[t * nb * TILE..(t + 1) * nb * TILE];
-                        match g {
-                            1 => x86::tile_u4::<1>(lines, d, m, xs, out),
-                            2 => x86::tile_u4::<2>(lines, d, m, xs, out),
-                            _ => x86::tile_u4::<4>(lines, d, m, xs, out),
-                        }
-                    }
+                match (self.level, self.codes, group) {
+                    (Level::Avx512Vnni, Codes::U8, 1) => x86::tile_u8::<1>(lines, d, xs, out),
+                    (Level::Avx512Vnni, Codes::U8, 2) => x86::tile_u8::<2>(lines, d, xs, out),
+                    (Level::Avx512Vnni, Codes::U8, _) => x86::tile_u8::<4>(lines, d, xs, out),
+                    (Level::Avx512Vnni, Codes::U4, 1) => x86::tile_u4::<1>(lines, d, m, xs, out),
+                    (Level::Avx512Vnni, Codes::U4, 2) => x86::tile_u4::<2>(lines, d, m, xs, out),
+                    (Level::Avx512Vnni, Codes::U4, _) => x86::tile_u4::<4>(lines, d, m, xs, out),
+                    (Level::Avx2, Codes::U8, 1) => x86::tile_u8_avx2::<1>(lines, d, xs, out),
+                    (Level::Avx2, Codes::U8, _) => x86::tile_u8_avx2::<2>(lines, d, xs, out),
+                    (Level::Avx2, Codes::U4, 1) => x86::tile_u4_avx2::<1>(lines, d, m, xs, out),
+                    (Level::Avx2, Codes::U4, _) => x86::tile_u4_avx2::<2>(lines, d, m, xs, out),
                 }
             }
         }
@@ -411,12 +462,156 @@ mod x86 {
             unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * TILE), y) };
         }
     }
+    /// The 4 activation bytes `4c..4c + 4` of block `b` of row `r` in every 32-bit lane.
+    #[inline(always)]
+    unsafe fn bcast256(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m256i {
+        // SAFETY: in bounds for the blocks and groups the kernels visit.
+        unsafe {
+            let p = x.xq.as_ptr().add(r * x.k + b * BLOCK + 4 * c) as *const i32;
+            _mm256_set1_epi32(p.read_unaligned())
+        }
+    }
+
+    /// The 8 f16 scales of half `h` of a tile's rows for block `b`.
+    #[inline(always)]
+    unsafe fn scales256(s: &[u16], b: usize, h: usize) -> __m256 {
+        // SAFETY: `s` holds 16 f16 values per block.
+        unsafe {
+            _mm256_cvtph_ps(_mm_loadu_si128(
+                s.as_ptr().add(b * TILE + 8 * h) as *const __m128i
+            ))
+        }
+    }
+
+    /// The 32 bytes of half `h` (rows `8h..8h + 8`) of line `i`.
+    #[inline(always)]
+    unsafe fn half_line(lines: &[Line], i: usize, h: usize) -> __m256i {
+        // SAFETY: `i` is in bounds; lines are 64-byte aligned, so each half is 32-byte aligned.
+        unsafe { _mm256_load_si256((lines.as_ptr().add(i) as *const __m256i).add(h)) }
+    }
+
+    /// [`tile_u8`] without VNNI: the codes `q + 128` become `q` again, and
+    /// `maddubs(|q|, sign(x, q))` sums pairs of products of at most 127 * 127 in 16 bits.
+    // The row and half indices also address activation rows and memory, not just `dots`.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn tile_u8_avx2<const R: usize>(
+        lines: &[Line],
+        d: &[u16],
+        x: RowsView<'_>,
+        out: &mut [f32],
+    ) {
+        let nb = x.k / BLOCK;
+        let ones = _mm256_set1_epi16(1);
+        let flip = _mm256_set1_epi8(-128);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for b in 0..nb {
+            let mut dots = [[_mm256_setzero_si256(); 2]; R];
+            for c in 0..8 {
+                for h in 0..2 {
+                    // SAFETY: 8 lines per block.
+                    let q = _mm256_xor_si256(unsafe { half_line(lines, b * 8 + c, h) }, flip);
+                    let abs_q = _mm256_sign_epi8(q, q);
+                    for r in 0..R {
+                        // SAFETY: as in `bcast256`.
+                        let xs = _mm256_sign_epi8(unsafe { bcast256(&x, r, b, c) }, q);
+                        let pairs = _mm256_maddubs_epi16(abs_q, xs);
+                        dots[r][h] = _mm256_add_epi32(dots[r][h], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for h in 0..2 {
+                // SAFETY: as in `scales256`.
+                let dv = unsafe { scales256(d, b, h) };
+                for r in 0..R {
+                    let dot = _mm256_mul_ps(_mm256_cvtepi32_ps(dots[r][h]), dv);
+                    let dx = _mm256_set1_ps(x.dx[r * nb + b]);
+                    acc[r][h] = _mm256_fmadd_ps(dot, dx, acc[r][h]);
+                }
+            }
+        }
+        for r in 0..R {
+            for h in 0..2 {
+                // SAFETY: `out` holds 16 values per row.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(r * TILE + 8 * h), acc[r][h]) };
+            }
+        }
+    }
+
+    /// [`tile_u4`] without VNNI: 4-bit codes times bytes of at most 127 sum to at most 7,620
+    /// over the two `maddubs` of a group, well inside 16 bits.
+    // The row and half indices also address activation rows and memory, not just `dots`.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn tile_u4_avx2<const R: usize>(
+        lines: &[Line],
+        d: &[u16],
+        m: &[u16],
+        x: RowsView<'_>,
+        out: &mut [f32],
+    ) {
+        let nb = x.k / BLOCK;
+        let ones = _mm256_set1_epi16(1);
+        let low = _mm256_set1_epi8(0x0f);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let mut off = [[_mm256_setzero_ps(); 2]; R];
+        for b in 0..nb {
+            let mut dots = [[_mm256_setzero_si256(); 2]; R];
+            for g in 0..4 {
+                for h in 0..2 {
+                    // SAFETY: 4 lines per block.
+                    let v = unsafe { half_line(lines, b * 4 + g, h) };
+                    let lo = _mm256_and_si256(v, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+                    for r in 0..R {
+                        // SAFETY: as in `bcast256`.
+                        let (xlo, xhi) =
+                            unsafe { (bcast256(&x, r, b, g), bcast256(&x, r, b, g + 4)) };
+                        let pairs = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, xlo),
+                            _mm256_maddubs_epi16(hi, xhi),
+                        );
+                        dots[r][h] = _mm256_add_epi32(dots[r][h], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for h in 0..2 {
+                // SAFETY: as in `scales256`.
+                let (dv, mv) = unsafe { (scales256(d, b, h), scales256(m, b, h)) };
+                for r in 0..R {
+                    let dot = _mm256_mul_ps(_mm256_cvtepi32_ps(dots[r][h]), dv);
+                    let dx = _mm256_set1_ps(x.dx[r * nb + b]);
+                    acc[r][h] = _mm256_fmadd_ps(dot, dx, acc[r][h]);
+                    off[r][h] = _mm256_fmadd_ps(mv, _mm256_set1_ps(x.sx[r * nb + b]), off[r][h]);
+                }
+            }
+        }
+        for r in 0..R {
+            for h in 0..2 {
+                let y = _mm256_add_ps(acc[r][h], off[r][h]);
+                // SAFETY: `out` holds 16 values per row.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(r * TILE + 8 * h), y) };
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
+
+    /// The kernel levels this CPU runs; a test over none of them says so.
+    fn levels() -> impl Iterator<Item = Level> {
+        let ls: Vec<Level> = [Level::Avx512Vnni, Level::Avx2]
+            .into_iter()
+            .filter(|&l| runs(l))
+            .collect();
+        if ls.is_empty() {
+            eprintln!("skipped: this CPU runs none of the packed kernels");
+        }
+        ls.into_iter()
+    }
 
     /// `xd W^T` in f64, with `W` dequantized by candle (not by this module) and `xd` the
     /// dequantized activations, so only summation order separates it from the kernels.
@@ -447,18 +642,22 @@ mod tests {
 
     #[test]
     fn kernels_equal_dequantized_products() {
-        if !available() {
-            eprintln!("skipped: this CPU lacks AVX512-VNNI, the packed path is never used here");
-            return;
-        }
         let dev = Device::Cpu;
         let mut checked = 0;
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+        for (level, dtype) in levels().flat_map(|l| [(l, GgmlDType::Q8_0), (l, GgmlDType::Q4_1)]) {
             // n not a multiple of the tile; every row-group size (4, 2, 1) and mixes of them.
             for (n, k) in [(37, 96), (48, 576)] {
                 let w = Tensor::randn(0f32, 0.5, (n, k), &dev).unwrap();
+                // Q8_0 codes at both ends of their range, where 16-bit sums could saturate.
+                let w = if n == 37 {
+                    (w * 40.0).unwrap().clamp(-1f32, 1f32).unwrap()
+                } else {
+                    w
+                };
                 let q = QTensor::quantize(&w, dtype).unwrap();
-                let p = PackedMatrix::pack(&q).unwrap().expect("packable");
+                let p = PackedMatrix::pack_for(&q, level)
+                    .unwrap()
+                    .expect("packable");
                 assert_eq!(p.rows(), n);
                 for rows in [1, 2, 3, 4, 5, 7, 9] {
                     let x = Tensor::randn(0f32, 2.0, (rows, k), &dev)
@@ -474,7 +673,7 @@ mod tests {
                         let tol = 1e-4 * (1.0 + r.abs());
                         assert!(
                             (g as f64 - r).abs() <= tol,
-                            "{dtype:?} n={n} k={k} rows={rows} at {i}: kernel {g} vs reference {r}"
+                            "{level:?} {dtype:?} n={n} k={k} rows={rows} at {i}: kernel {g} vs reference {r}"
                         );
                     }
                     checked += got.len();
@@ -489,15 +688,11 @@ mod tests {
     /// numbers.
     #[test]
     fn a_row_gives_the_same_bits_in_any_batch() {
-        if !available() {
-            eprintln!("skipped: this CPU lacks AVX512-VNNI, the packed path is never used here");
-            return;
-        }
         let dev = Device::Cpu;
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+        for (level, dtype) in levels().flat_map(|l| [(l, GgmlDType::Q8_0), (l, GgmlDType::Q4_1)]) {
             let (n, k) = (40, 160);
             let w = Tensor::randn(0f32, 0.5, (n, k), &dev).unwrap();
-            let p = PackedMatrix::pack(&QTensor::quantize(&w, dtype).unwrap())
+            let p = PackedMatrix::pack_for(&QTensor::quantize(&w, dtype).unwrap(), level)
                 .unwrap()
                 .unwrap();
             let x = Tensor::randn(0f32, 1.0, (7, k), &dev)
@@ -509,7 +704,11 @@ mod tests {
             let all = p.matmul(&x);
             for r in 0..7 {
                 let alone = p.matmul(&x[r * k..(r + 1) * k]);
-                assert_eq!(alone, all[r * n..(r + 1) * n], "{dtype:?} row {r}");
+                assert_eq!(
+                    alone,
+                    all[r * n..(r + 1) * n],
+                    "{level:?} {dtype:?} row {r}"
+                );
             }
         }
     }

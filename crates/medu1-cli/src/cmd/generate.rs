@@ -64,7 +64,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     json: bool,
     /// Matmul weights of the inference path: auto (GGUF Q4_1/Q8_0 as stored where the packed
-    /// VNNI kernels run, everything else Q8_0), q8_0, original (as stored) or f32.
+    /// int8 kernels run, i.e. on x86-64; everything else Q8_0), q8_0, original or f32.
     #[arg(long, default_value = "auto")]
     quant: String,
     /// Prompts per batch (each expands to `n` rows).
