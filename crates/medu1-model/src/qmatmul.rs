@@ -350,14 +350,21 @@ mod x86 {
 
     use super::{BLOCK, Line, RowsView, TILE};
 
-    /// The 4 activation bytes `4c..4c + 4` of block `b` of row `r`, broadcast to every lane.
+    /// The 4 activation bytes `4c..4c + 4` of block `b` of row `r`, as one 32-bit lane.
     #[inline(always)]
-    unsafe fn bcast(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m512i {
-        // SAFETY: in bounds for the blocks and groups the kernels visit.
+    unsafe fn chunk(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> i32 {
+        // SAFETY: in bounds for the rows, blocks and groups the kernels visit.
         unsafe {
             let p = x.xq.as_ptr().add(r * x.k + b * BLOCK + 4 * c) as *const i32;
-            _mm512_set1_epi32(p.read_unaligned())
+            p.read_unaligned()
         }
+    }
+
+    /// [`chunk`] in every lane of a 512-bit vector.
+    #[inline(always)]
+    unsafe fn bcast(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m512i {
+        // SAFETY: as in `chunk`.
+        unsafe { _mm512_set1_epi32(chunk(x, r, b, c)) }
     }
 
     #[inline(always)]
@@ -462,14 +469,11 @@ mod x86 {
             unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(r * TILE), y) };
         }
     }
-    /// The 4 activation bytes `4c..4c + 4` of block `b` of row `r` in every 32-bit lane.
+    /// [`chunk`] in every lane of a 256-bit vector.
     #[inline(always)]
     unsafe fn bcast256(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m256i {
-        // SAFETY: in bounds for the blocks and groups the kernels visit.
-        unsafe {
-            let p = x.xq.as_ptr().add(r * x.k + b * BLOCK + 4 * c) as *const i32;
-            _mm256_set1_epi32(p.read_unaligned())
-        }
+        // SAFETY: as in `chunk`.
+        unsafe { _mm256_set1_epi32(chunk(x, r, b, c)) }
     }
 
     /// The 8 f16 scales of half `h` of a tile's rows for block `b`.
