@@ -210,6 +210,41 @@ impl PackedMatrix {
         self.n
     }
 
+    pub(crate) fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// Row `r` dequantized into `out` (`k` values), with the formulas candle dequantizes with,
+    /// so the values are the same bits; a tied LM head serves as the embedding table this way.
+    pub(crate) fn row_into(&self, r: usize, out: &mut [f32]) {
+        let nb = self.k / BLOCK;
+        let lpb = self.codes.lines_per_block();
+        let (t, row) = (r / TILE, r % TILE);
+        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate().take(nb) {
+            let at = (t * nb + b) * TILE + row;
+            let d = half::f16::from_bits(self.d[at]).to_f32();
+            let lines = &self.lines[(t * nb + b) * lpb..][..lpb];
+            let code = |g: usize, j: usize| lines[g].0[row * 4 + j];
+            match self.codes {
+                Codes::U8 => {
+                    for (e, y) in out.iter_mut().enumerate() {
+                        *y = (code(e / 4, e % 4) as i16 - 128) as f32 * d;
+                    }
+                }
+                Codes::U4 => {
+                    let m = half::f16::from_bits(self.m[at]).to_f32();
+                    for g in 0..4 {
+                        for j in 0..4 {
+                            let c = code(g, j);
+                            out[4 * g + j] = (c & 0x0f) as f32 * d + m;
+                            out[4 * (g + 4) + j] = (c >> 4) as f32 * d + m;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `x W^T` for `x` holding `x.len() / k` rows of `k` values; returns the rows of `n` values.
     pub(crate) fn matmul(&self, x: &[f32]) -> Vec<f32> {
         let (n, k) = (self.n, self.k);
@@ -734,6 +769,30 @@ mod tests {
                 .map(|(c, &d)| d * c.iter().map(|&v| v as i32).sum::<i32>() as f32)
                 .collect();
         assert_eq!(sums, q.sx);
+    }
+
+    #[test]
+    fn rows_dequantize_to_candles_values() {
+        let Some(level) = level() else {
+            eprintln!("skipped: this CPU runs none of the packed kernels");
+            return;
+        };
+        let (n, k) = (37, 96);
+        let w = Tensor::randn(0f32, 0.5, (n, k), &Device::Cpu).unwrap();
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_1] {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let p = PackedMatrix::pack_for(&q, level).unwrap().unwrap();
+            let want = q
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            let mut got = vec![0f32; k];
+            for (r, want) in want.iter().enumerate() {
+                p.row_into(r, &mut got);
+                assert_eq!(&got, want, "{dtype:?} row {r}");
+            }
+        }
     }
 
     #[test]
