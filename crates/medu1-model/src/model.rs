@@ -215,8 +215,9 @@ struct DecoderLayer {
 enum Embedding {
     /// A dense table (training: the `Var`'s tensor, which a tied LM head shares).
     Dense(Tensor),
-    /// Rows read from the packed tied LM head, which holds the same weights: no dense f32 copy
-    /// beside it (113 MB on SmolLM2, a third of its generation footprint).
+    /// Rows read from the packed tied LM head when it holds the checkpoint's own Q4_1 / Q8_0
+    /// blocks: the same values, without a dense f32 copy beside them (113 MB on SmolLM2, a
+    /// third of its generation footprint).
     Packed(Arc<PackedMatrix>),
 }
 
@@ -434,8 +435,12 @@ impl Model {
             }
         };
         let embed_raw = take("model.embed_tokens.weight")?;
-        // Inference with tied embeddings may read the table from the packed LM head (below).
-        let embed_dense = if train || !cfg.tie_word_embeddings {
+        // Inference with tied embeddings reads the table from the packed LM head (below) when
+        // that head keeps the checkpoint's own blocks, so the rows are its exact values; a
+        // requantized head (dense checkpoints, training snapshots) would round them.
+        let head_keeps_blocks = matches!(opts.quant, InferQuant::Auto | InferQuant::Original)
+            && matches!(&embed_raw, Raw::Quant(q) if matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q8_0));
+        let embed_dense = if train || !cfg.tie_word_embeddings || !head_keeps_blocks {
             Some(dense("model.embed_tokens.weight", &embed_raw, &mut vars)?)
         } else {
             None
@@ -1176,4 +1181,87 @@ fn safetensors_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         )));
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Arch;
+
+    /// A one-layer tied model whose embedding is a Q8_0 block tensor, as in SmolLM2's GGUF.
+    fn tied_q8_embedding_model(quant: InferQuant) -> (Model, Tensor) {
+        let (vocab, d, i) = (40, 32, 64);
+        let config = ModelConfig {
+            arch: Arch::Llama,
+            vocab_size: vocab,
+            hidden_size: d,
+            intermediate_size: i,
+            num_hidden_layers: 1,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            head_dim: 8,
+            rope_theta: 10_000.0,
+            rms_norm_eps: 1e-5,
+            max_position_embeddings: 64,
+            tie_word_embeddings: true,
+            attention_bias: false,
+            rope_layout: RopeLayout::HalfSplit,
+            bos_token_id: None,
+            eos_token_id: None,
+        };
+        let dev = Device::Cpu;
+        let rand = |shape: (usize, usize)| Tensor::randn(0f32, 0.5, shape, &dev).unwrap();
+        let mut raw = HashMap::new();
+        let embed = QTensor::quantize(&rand((vocab, d)), GgmlDType::Q8_0).unwrap();
+        let dequantized = embed.dequantize(&dev).unwrap();
+        raw.insert(
+            "model.embed_tokens.weight".to_string(),
+            Raw::Quant(Arc::new(embed)),
+        );
+        let p = "model.layers.0";
+        for (n, shape) in [
+            ("self_attn.q_proj", (d, d)),
+            ("self_attn.k_proj", (16, d)),
+            ("self_attn.v_proj", (16, d)),
+            ("self_attn.o_proj", (d, d)),
+            ("mlp.gate_proj", (i, d)),
+            ("mlp.up_proj", (i, d)),
+            ("mlp.down_proj", (d, i)),
+        ] {
+            raw.insert(format!("{p}.{n}.weight"), Raw::Dense(rand(shape)));
+        }
+        for n in [
+            format!("{p}.input_layernorm.weight"),
+            format!("{p}.post_attention_layernorm.weight"),
+            "model.norm.weight".to_string(),
+        ] {
+            raw.insert(n, Raw::Dense(Tensor::ones(d, DType::F32, &dev).unwrap()));
+        }
+        let opts = LoadOptions {
+            mode: Mode::Infer,
+            quant,
+        };
+        (Model::build(config, raw, opts).unwrap(), dequantized)
+    }
+
+    #[test]
+    fn a_tied_embedding_is_read_from_the_packed_head_with_the_same_values() {
+        let ids = Tensor::new(&[[3u32, 0, 39, 3]], &Device::Cpu).unwrap();
+        for quant in [InferQuant::Auto, InferQuant::Q8_0] {
+            let (model, table) = tied_q8_embedding_model(quant);
+            let packed = matches!(model.embed_tokens, Embedding::Packed(_));
+            // Only a head that keeps the checkpoint's blocks may serve as the table.
+            let want_packed = quant == InferQuant::Auto && crate::qmatmul::available();
+            assert_eq!(packed, want_packed, "{quant:?}");
+            let got = model.embed(&ids).unwrap().squeeze(0).unwrap();
+            let want = table.index_select(&ids.flatten_all().unwrap(), 0).unwrap();
+            assert_eq!(
+                got.to_vec2::<f32>().unwrap(),
+                want.to_vec2::<f32>().unwrap(),
+                "{quant:?}"
+            );
+            let out_of_vocab = Tensor::new(&[[40u32]], &Device::Cpu).unwrap();
+            assert!(model.embed(&out_of_vocab).is_err(), "{quant:?}");
+        }
+    }
 }
