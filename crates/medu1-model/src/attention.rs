@@ -114,17 +114,23 @@ impl CustomOp1 for SoftmaxLastDim {
             .zip(x.par_chunks(d))
             .with_min_len(min_rows(d))
             .for_each(|(y, x)| {
-                let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-                let mut sum = 0f32;
-                for (y, &v) in y.iter_mut().zip(x) {
-                    *y = (v - max).exp();
-                    sum += *y;
-                }
-                let inv = 1.0 / sum;
-                y.iter_mut().for_each(|v| *v *= inv);
+                y.copy_from_slice(x);
+                softmax_in_place(y);
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
+}
+
+/// The softmax of one row of scores, in place (shared with `decode_attention`).
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// A tensor over a copy of an f32 CPU storage (the op's inputs are contiguous).

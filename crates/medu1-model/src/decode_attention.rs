@@ -108,14 +108,7 @@ impl FewQueries {
                 let m = &m[(bi * self.t + ti) * l..][..l];
                 s.iter_mut().zip(m).for_each(|(s, m)| *s += m);
             }
-            let max = s.iter().fold(f32::NEG_INFINITY, |a, &x| a.max(x));
-            let mut sum = 0f32;
-            for x in s.iter_mut() {
-                *x = (*x - max).exp();
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
-            s.iter_mut().for_each(|x| *x *= inv);
+            crate::attention::softmax_in_place(s);
         }
         out.fill(0.0);
         for j in 0..l {

@@ -105,6 +105,22 @@ enum Raw {
 }
 
 impl Raw {
+    /// The GGUF block type, for quantized weights.
+    fn block_dtype(&self) -> Option<GgmlDType> {
+        match self {
+            Raw::Quant(q) => Some(q.dtype()),
+            Raw::Dense(_) => None,
+        }
+    }
+
+    /// The input width of a `[out, in]` matrix.
+    fn cols(&self) -> Result<usize> {
+        Ok(match self {
+            Raw::Quant(q) => q.shape().dims()[1],
+            Raw::Dense(t) => t.dim(1)?,
+        })
+    }
+
     fn to_f32(&self) -> Result<Tensor> {
         Ok(match self {
             Raw::Quant(q) => q.dequantize(&Device::Cpu)?,
@@ -438,8 +454,7 @@ impl Model {
         // Inference with tied embeddings reads the table from the packed LM head (below) when
         // that head keeps the checkpoint's own blocks, so the rows are its exact values; a
         // requantized head (dense checkpoints, training snapshots) would round them.
-        let head_keeps_blocks = matches!(opts.quant, InferQuant::Auto | InferQuant::Original)
-            && matches!(&embed_raw, Raw::Quant(q) if matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q8_0));
+        let head_keeps_blocks = keeps_stored_blocks(std::slice::from_ref(&embed_raw), opts.quant)?;
         let embed_dense = if train || !cfg.tie_word_embeddings || !head_keeps_blocks {
             Some(dense("model.embed_tokens.weight", &embed_raw, &mut vars)?)
         } else {
@@ -1042,27 +1057,10 @@ fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
 /// Builds one inference projection from one or more `[out_i, in]` weight parts stacked along
 /// `out`, with its bias.
 fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Result<Linear> {
-    let k = match &parts[0] {
-        Raw::Quant(q) => q.shape().dims()[1],
-        Raw::Dense(t) => t.dim(1)?,
-    };
-    let quant_dtype = |r: &Raw| match r {
-        Raw::Quant(q) => Some(q.dtype()),
-        Raw::Dense(_) => None,
-    };
-    let first = quant_dtype(&parts[0]);
-    let same = first.is_some() && parts.iter().all(|p| quant_dtype(p) == first);
-    let keep = match opts.quant {
-        InferQuant::Original => same,
-        InferQuant::Auto => {
-            same && crate::qmatmul::available()
-                && matches!(first, Some(GgmlDType::Q4_1 | GgmlDType::Q8_0))
-                && k.is_multiple_of(GgmlDType::Q8_0.block_size())
-        }
-        InferQuant::Q8_0 | InferQuant::F32 => false,
-    };
+    let k = parts[0].cols()?;
+    let first = parts[0].block_dtype();
     // The block format as stored: rows are independent blocks, so the parts' bytes stack.
-    if keep {
+    if keeps_stored_blocks(parts, opts.quant)? {
         let dtype = first.expect("checked");
         let mut bytes = Vec::new();
         let mut rows = 0;
@@ -1093,6 +1091,24 @@ fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Resul
     } else {
         Ok(Linear::new(Weight::Dense(dense), bias))
     }
+}
+
+/// Whether the inference projection built from `parts` (`[out_i, in]`, stacked along `out`)
+/// keeps their stored block format instead of requantizing to Q8_0 or going dense.
+fn keeps_stored_blocks(parts: &[Raw], quant: InferQuant) -> Result<bool> {
+    let first = parts[0].block_dtype();
+    let same = first.is_some() && parts.iter().all(|p| p.block_dtype() == first);
+    Ok(match quant {
+        InferQuant::Original => same,
+        InferQuant::Auto => {
+            same && crate::qmatmul::available()
+                && matches!(first, Some(GgmlDType::Q4_1 | GgmlDType::Q8_0))
+                && parts[0]
+                    .cols()?
+                    .is_multiple_of(GgmlDType::Q8_0.block_size())
+        }
+        InferQuant::Q8_0 | InferQuant::F32 => false,
+    })
 }
 
 /// A quantized weight in the packed layout where this CPU runs those kernels, else candle's.
