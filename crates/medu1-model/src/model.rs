@@ -538,9 +538,10 @@ impl Model {
         }
         let norm = dense("model.norm.weight", &take("model.norm.weight")?, &mut vars)?;
         let lm_head = if cfg.tie_word_embeddings {
-            match &embed_dense {
-                Some(e) => Linear::new(Weight::Dense(e.clone()), None),
-                None => fuse_weights(std::slice::from_ref(&embed_raw), opts, None)?,
+            match (&embed_dense, train) {
+                // Training shares the embedding `Var` with the head.
+                (Some(e), true) => Linear::new(Weight::Dense(e.clone()), None),
+                _ => fuse_weights(std::slice::from_ref(&embed_raw), opts, None)?,
             }
         } else {
             let w = take("lm_head.weight")?;
@@ -1278,6 +1279,20 @@ mod tests {
             );
             let out_of_vocab = Tensor::new(&[[40u32]], &Device::Cpu).unwrap();
             assert!(model.embed(&out_of_vocab).is_err(), "{quant:?}");
+        }
+    }
+
+    /// Regression: when the tied embedding table stayed dense (a requantized head), the LM head
+    /// was built from that dense table, a 49,152 x 576 f32 matmul per decoded token in
+    /// `--quant q8_0` and in every training rollout.
+    #[test]
+    fn a_dense_tied_embedding_table_does_not_make_the_head_dense() {
+        for quant in [InferQuant::Auto, InferQuant::Q8_0] {
+            let (model, _) = tied_q8_embedding_model(quant);
+            assert!(
+                !matches!(model.lm_head.weight, Weight::Dense(_)),
+                "{quant:?}: the tied LM head is dense"
+            );
         }
     }
 }
