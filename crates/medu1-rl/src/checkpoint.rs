@@ -56,23 +56,74 @@ pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
     run_dir.join("checkpoints").join(format!("step-{step:06}"))
 }
 
-/// The newest complete checkpoint of a run.
-pub fn latest(run_dir: &Path) -> Option<PathBuf> {
-    let dir = run_dir.join("checkpoints");
-    let mut best: Option<(u64, PathBuf)> = None;
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(n) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if e.path().join("state.json").is_file() && best.as_ref().is_none_or(|(b, _)| n > *b) {
-            best = Some((n, e.path()));
+/// The `step-NNNNNN` folders of `run_dir/checkpoints` with their steps, oldest first.
+fn step_dirs(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
+        return Vec::new();
+    };
+    let mut steps: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix("step-")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    steps.sort();
+    steps
+}
+
+/// Whether `run_dir` holds any checkpoint folder, complete or not.
+pub fn any(run_dir: &Path) -> bool {
+    !step_dirs(run_dir).is_empty()
+}
+
+/// The newest checkpoint of a run, `None` when there is none. A newest checkpoint folder that is
+/// incomplete (no `state.json`: a damaged or hand-edited run) is an error, not a reason to fall
+/// back silently to an older one or to a fresh start.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
+    let Some((_, dir)) = step_dirs(run_dir).pop() else {
+        return Ok(None);
+    };
+    for f in ["state.json", "policy.safetensors", "optimizer.safetensors"] {
+        if !dir.join(f).is_file() {
+            return Err(fmt_err(
+                &dir,
+                format!(
+                    "incomplete checkpoint: no {f} (remove the folder to resume from the one before)"
+                ),
+            ));
         }
     }
-    best.map(|(_, p)| p)
+    Ok(Some(dir))
+}
+
+/// Removes the temporary folders of checkpoint writes that were killed (`.tmp-step-*` whose
+/// writing process is gone); returns how many.
+pub fn remove_stale_temps(run_dir: &Path) -> Result<usize, CheckpointError> {
+    let dir = run_dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(".tmp-step-") else {
+            continue;
+        };
+        let pid = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| p != std::process::id() && process_alive(p)) {
+            continue;
+        }
+        let p = e.path();
+        std::fs::remove_dir_all(&p).map_err(io(&p))?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// Writes a checkpoint; `export` may add files (the HF folder) into the temporary folder first.
@@ -82,6 +133,7 @@ pub fn save(
     vars: &[(String, Var)],
     moments: &[Moments],
     keep_last: usize,
+    metrics_row: &crate::metrics::Record,
     export: &dyn Fn(&Path) -> Result<(), String>,
 ) -> Result<PathBuf, CheckpointError> {
     let final_dir = checkpoint_dir(run_dir, state.step);
@@ -116,6 +168,12 @@ pub fn save(
 
     export(&tmp).map_err(|e| fmt_err(&tmp, e))?;
 
+    // The step's metrics row travels with its checkpoint: a run killed after the checkpoint and
+    // before the row reached metrics.jsonl gets the row back on resume.
+    let r = tmp.join(METRICS_ROW);
+    let row = serde_json::to_string(metrics_row).map_err(|e| fmt_err(&r, e))?;
+    medu1_core::atomic::write_atomic(&r, row.as_bytes()).map_err(io(&r))?;
+
     let s = tmp.join("state.json");
     let json = serde_json::to_string_pretty(state).map_err(|e| fmt_err(&s, e))?;
     medu1_core::atomic::write_atomic(&s, json.as_bytes()).map_err(io(&s))?;
@@ -124,26 +182,21 @@ pub fn save(
         std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
-    prune(&parent, keep_last)?;
+    prune(run_dir, keep_last)?;
     Ok(final_dir)
 }
 
-/// Deletes all but the newest `keep` checkpoints.
-fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
-    let mut steps: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .flatten()
-        .filter_map(|e| {
-            let n = e
-                .file_name()
-                .to_string_lossy()
-                .strip_prefix("step-")?
-                .parse()
-                .ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    steps.sort();
+/// Whether process `pid` still runs (Linux's /proc; elsewhere every writer counts as gone).
+fn process_alive(pid: u32) -> bool {
+    cfg!(target_os = "linux") && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The file of a checkpoint holding its step's metrics row.
+pub const METRICS_ROW: &str = "metrics_row.json";
+
+/// Deletes all but the newest `keep` checkpoints of `run_dir`.
+fn prune(run_dir: &Path, keep: usize) -> Result<(), CheckpointError> {
+    let steps = step_dirs(run_dir);
     let excess = steps.len().saturating_sub(keep.max(1));
     for (_, p) in steps.into_iter().take(excess) {
         std::fs::remove_dir_all(&p).map_err(io(&p))?;
@@ -156,6 +209,22 @@ fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
 pub struct Loaded {
     pub state: TrainerState,
     pub moments: Vec<Moments>,
+    /// The metrics row of the checkpoint's step (absent in checkpoints of older versions).
+    pub metrics_row: Option<crate::metrics::Record>,
+}
+
+/// A NaN or infinite value in a checkpoint is damage, not a state to train on.
+fn finite(path: &Path, name: &str, values: &[f32]) -> Result<(), CheckpointError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(fmt_err(
+            path,
+            format!(
+                "`{name}` holds a non-finite value ({}) at index {i}",
+                values[i]
+            ),
+        )),
+    }
 }
 
 /// Restores the policy weights into `vars` and returns the optimizer moments and state.
@@ -167,7 +236,7 @@ pub fn load(dir: &Path, vars: &[(String, Var)]) -> Result<Loaded, CheckpointErro
     let policy = candle_core::safetensors::load(&p, &Device::Cpu).map_err(|e| fmt_err(&p, e))?;
     let o = dir.join("optimizer.safetensors");
     let opt = candle_core::safetensors::load(&o, &Device::Cpu).map_err(|e| fmt_err(&o, e))?;
-    let mut moments = Vec::with_capacity(vars.len());
+    let mut checked = Vec::with_capacity(vars.len());
     for (name, var) in vars {
         let t = policy
             .get(name)
@@ -182,18 +251,43 @@ pub fn load(dir: &Path, vars: &[(String, Var)]) -> Result<Loaded, CheckpointErro
                 ),
             ));
         }
-        var.set(t).map_err(|e| fmt_err(&p, e))?;
+        let values = t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| fmt_err(&p, e))?;
+        finite(&p, name, &values)?;
         let get = |k: String| -> Result<Vec<f32>, CheckpointError> {
-            opt.get(&k)
+            let v = opt
+                .get(&k)
                 .ok_or_else(|| fmt_err(&o, format!("no tensor `{k}`")))?
                 .flatten_all()
                 .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| fmt_err(&o, e))
+                .map_err(|e| fmt_err(&o, e))?;
+            finite(&o, &k, &v)?;
+            Ok(v)
         };
-        moments.push(Moments {
+        let m = Moments {
             m: get(format!("m.{name}"))?,
             v: get(format!("v.{name}"))?,
-        });
+        };
+        checked.push((var, t, m));
     }
-    Ok(Loaded { state, moments })
+    // Nothing is written into the policy before every tensor has been checked, so a damaged
+    // checkpoint leaves the policy as it was.
+    let mut moments = Vec::with_capacity(vars.len());
+    for (var, t, m) in checked {
+        var.set(t).map_err(|e| fmt_err(&p, e))?;
+        moments.push(m);
+    }
+    let r = dir.join(METRICS_ROW);
+    let metrics_row = match std::fs::read_to_string(&r) {
+        Ok(text) => Some(crate::metrics::parse_row(&text).map_err(|e| fmt_err(&r, e))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(&r)(e)),
+    };
+    Ok(Loaded {
+        state,
+        moments,
+        metrics_row,
+    })
 }

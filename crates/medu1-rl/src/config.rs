@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::AdvantageEstimator;
-use crate::loss::{KlEstimator, LossAgg};
+use crate::loss::{KlEstimator, LossAgg, LossScope};
 use crate::optim::LrSchedule;
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +160,9 @@ pub struct AlgorithmConfig {
     pub kl_coef: f64,
     pub entropy_coef: f64,
     pub loss_agg: LossAgg,
+    /// What `loss_agg` averages over when a mini-batch is cut into micro-batches:
+    /// `mini-batch` (the reference run's figures, default) or `micro-batch`.
+    pub loss_scope: LossScope,
 }
 
 impl Default for AlgorithmConfig {
@@ -175,6 +178,7 @@ impl Default for AlgorithmConfig {
             kl_coef: 0.001,
             entropy_coef: 0.001,
             loss_agg: LossAgg::TokenMean,
+            loss_scope: LossScope::MiniBatch,
         }
     }
 }
@@ -342,18 +346,45 @@ impl TrainConfig {
         if self.data.train.is_empty() {
             return bad("data.train lists no files");
         }
-        if self.rollout.n == 0 || self.rollout.prompts_per_step == 0 {
-            return bad("rollout.n and rollout.prompts_per_step must be at least 1");
+        if self.rollout.n < 2 {
+            return Err(ConfigError::Invalid(format!(
+                "rollout.n = {}: GRPO needs at least 2 responses per prompt (a group of one has no baseline to compare with)",
+                self.rollout.n
+            )));
         }
-        if self.optim.micro_batch_size == 0
-            || self.optim.mini_batches == 0
-            || self.optim.ppo_epochs == 0
-        {
-            return bad(
-                "optim.micro_batch_size, optim.mini_batches and optim.ppo_epochs must be at least 1",
-            );
+        if self.rollout.prompts_per_step == 0 {
+            return bad("rollout.prompts_per_step must be at least 1");
+        }
+        if self.rollout.max_response_tokens == 0 {
+            return bad("rollout.max_response_tokens must be at least 1");
+        }
+        let r = &self.rollout;
+        in_range("rollout.temperature", r.temperature, 0.0, f64::MAX, false)?;
+        in_range("rollout.top_p", r.top_p, 0.0, 1.0, false)?;
+        let a = &self.algorithm;
+        in_range("algorithm.clip_low", a.clip_low, 0.0, 1.0, true)?;
+        in_range("algorithm.clip_high", a.clip_high, 0.0, f64::MAX, true)?;
+        in_range("algorithm.kl_coef", a.kl_coef, 0.0, f64::MAX, true)?;
+        in_range(
+            "algorithm.entropy_coef",
+            a.entropy_coef,
+            f64::MIN,
+            f64::MAX,
+            true,
+        )?;
+        in_range(
+            "trainer.val_temperature",
+            self.trainer.val_temperature,
+            0.0,
+            f64::MAX,
+            true,
+        )?;
+        self.optim.validate("optim")?;
+        if let Some(w) = &self.warmup {
+            w.validate("warmup.")?;
         }
         let batch = self.rollout.n * self.rollout.prompts_per_step;
+        // (micro-batch, mini-batch and epoch counts were checked with the optimizer settings)
         if !batch.is_multiple_of(self.optim.mini_batches) {
             return bad("rollout.n × rollout.prompts_per_step must divide into optim.mini_batches");
         }
@@ -369,9 +400,93 @@ impl TrainConfig {
     }
 }
 
+/// `value` must be finite and within `[low, high]` (`(low, high]` unless `low_inclusive`).
+pub(crate) fn in_range(
+    field: &str,
+    value: f64,
+    low: f64,
+    high: f64,
+    low_inclusive: bool,
+) -> Result<(), ConfigError> {
+    let above = if low_inclusive {
+        value >= low
+    } else {
+        value > low
+    };
+    if value.is_finite() && above && value <= high {
+        return Ok(());
+    }
+    let open = if low_inclusive { "[" } else { "(" };
+    let range = match (low == f64::MIN, high == f64::MAX) {
+        (true, true) => "a finite number".to_string(),
+        (false, true) => format!("{} {low}", if low_inclusive { ">=" } else { ">" }),
+        _ => format!("in {open}{low}, {high}]"),
+    };
+    Err(ConfigError::Invalid(format!(
+        "{field} = {value}: must be {range}"
+    )))
+}
+
+impl OptimConfig {
+    /// Checks the optimizer settings; `section` names them in errors (`optim`, `warmup.optim`).
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        let f = |name: &str| format!("{section}.{name}");
+        in_range(&f("lr"), self.lr, 0.0, f64::MAX, true)?;
+        in_range(&f("beta1"), self.beta1, 0.0, 1.0, true)?;
+        in_range(&f("beta2"), self.beta2, 0.0, 1.0, true)?;
+        in_range(&f("eps"), self.eps, 0.0, f64::MAX, false)?;
+        in_range(&f("weight_decay"), self.weight_decay, 0.0, f64::MAX, true)?;
+        in_range(&f("grad_clip"), self.grad_clip, 0.0, f64::MAX, true)?;
+        if self.micro_batch_size == 0 || self.mini_batches == 0 || self.ppo_epochs == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "{0}.micro_batch_size, {0}.mini_batches and {0}.ppo_epochs must be at least 1",
+                section
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn invalid(overrides: &[&str]) -> String {
+        let mut cfg: TrainConfig = load_toml(
+            None,
+            &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        cfg.data.train.push(DataFile {
+            path: "x.json".into(),
+            weight: 1.0,
+            limit: None,
+            skip: 0,
+        });
+        cfg.validate().unwrap_err().to_string()
+    }
+
+    /// These were all accepted, and a group of one trained with no baseline.
+    #[test]
+    fn degenerate_settings_are_refused_naming_the_field() {
+        for (set, field) in [
+            ("optim.lr=-1e-5", "optim.lr"),
+            ("optim.lr=nan", "optim.lr"),
+            ("rollout.n=1", "rollout.n"),
+            ("rollout.n=0", "rollout.n"),
+            (
+                "rollout.max_response_tokens=0",
+                "rollout.max_response_tokens",
+            ),
+            ("rollout.temperature=0", "rollout.temperature"),
+            ("algorithm.kl_coef=-0.1", "algorithm.kl_coef"),
+            ("warmup.optim.lr=-1", "warmup.optim.lr"),
+            ("warmup.batch_size=0", "warmup.batch_size"),
+        ] {
+            let e = invalid(&[set]);
+            assert!(e.contains(field), "{set}: {e}");
+        }
+    }
 
     #[test]
     fn overrides_reach_nested_fields_and_types() {

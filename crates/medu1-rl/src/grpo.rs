@@ -18,7 +18,7 @@ use crate::batch::{Packed, Sequence, masked_sum, pack, response_logprobs};
 use crate::checkpoint::{self, TrainerState};
 use crate::config::TrainConfig;
 use crate::dataset::{PromptPool, PromptRenderer, load_sources};
-use crate::loss::{ClipRange, aggregate, kl_penalty, policy_loss};
+use crate::loss::{ClipRange, Divisor, LossScope, aggregate_over, kl_penalty, policy_loss_over};
 use crate::metrics::{MetricsLog, Record, mean_std};
 use crate::optim::{AdamW, clip_grad_norm};
 use crate::rollout::{Rewarder, Scored, rollout};
@@ -43,6 +43,14 @@ pub enum TrainError {
     },
     #[error("invalid model.rollout_quant `{0}`: use auto, q8_0, f32 or original")]
     Quant(String),
+    #[error(
+        "{path} already holds a run ({what}): pass --resume to continue it or --overwrite to replace it"
+    )]
+    RunExists { path: PathBuf, what: String },
+    #[error(
+        "{path}: nothing to resume: no checkpoint, but metrics.jsonl logs {logged} steps (pass --overwrite to start again)"
+    )]
+    NothingToResume { path: PathBuf, logged: usize },
     #[error("checkpoint {path} was written by a `{found}` run, not `{expected}`")]
     Kind {
         path: PathBuf,
@@ -67,7 +75,9 @@ pub fn rollout_quant(name: &str) -> Result<InferQuant> {
         .map_err(|_| TrainError::Quant(name.to_string()))
 }
 
-/// An inference-mode copy of `policy`'s current weights.
+/// An inference-mode view of `policy`'s current weights. It may share storage with the policy
+/// (candle's `detach` does), so it is only valid until the next optimizer step: the rollout copy
+/// is rebuilt after every update.
 pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
     let tensors: HashMap<String, Tensor> = policy
         .trainable_vars()
@@ -80,6 +90,25 @@ pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
         LoadOptions {
             mode: Mode::Infer,
             quant,
+        },
+    )?)
+}
+
+/// An f32 inference-mode copy of `policy`'s current weights that owns its storage, so neither the
+/// optimizer's in-place updates nor a checkpoint restored into the policy reach it: the frozen
+/// reference of the KL term.
+pub fn frozen_copy(policy: &Model) -> Result<Model> {
+    let tensors = policy
+        .trainable_vars()
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), v.as_tensor().detach().copy()?)))
+        .collect::<candle_core::Result<HashMap<String, Tensor>>>()?;
+    Ok(Model::from_tensors(
+        policy.config().clone(),
+        tensors,
+        LoadOptions {
+            mode: Mode::Infer,
+            quant: InferQuant::F32,
         },
     )?)
 }
@@ -117,9 +146,10 @@ impl Grpo {
         policy: Model,
         tokenizer: Tokenizer,
         rewarder: Box<dyn Rewarder + Send>,
-        resume: bool,
+        start: impl Into<run::Start>,
     ) -> Result<Grpo> {
         cfg.validate()?;
+        let start = start.into();
         let quant = rollout_quant(&cfg.model.rollout_quant)?;
         let renderer = PromptRenderer::new(&cfg.data, &cfg.rollout.prefill, &tokenizer)?;
         let train = PromptPool::new(
@@ -139,20 +169,26 @@ impl Grpo {
                 cfg.trainer.seed,
             ))
         };
+        // Built before a resume restores the checkpoint into the policy: the reference is the
+        // run's starting model, never a later policy.
         let reference = if cfg.algorithm.use_kl_loss {
-            Some(snapshot(&policy, InferQuant::F32)?)
+            Some(frozen_copy(&policy)?)
         } else {
             None
         };
         let mut opt = run::optimizer(&policy, &cfg.optim)?;
         let run_dir = cfg.trainer.out_dir.clone();
+        run::prepare_run_dir(&run_dir, start)?;
         let mut train = train;
-        let mut step = 0;
-        if resume && let Some(state) = run::resume(&run_dir, "grpo", &policy, &mut opt)? {
-            train.cursor = state.cursor;
-            step = state.step;
+        let (mut step, mut restored) = (0, None);
+        if start == run::Start::Resume
+            && let Some(r) = run::resume(&run_dir, "grpo", &policy, &mut opt)?
+        {
+            train.cursor = r.state.cursor;
+            step = r.state.step;
+            restored = r.metrics_row;
         }
-        let metrics = run::open_run(&run_dir, step, "config.toml", &cfg)?;
+        let metrics = run::open_run(&run_dir, step, restored, "config.toml", &cfg)?;
         Ok(Grpo {
             cfg,
             policy,
@@ -169,6 +205,11 @@ impl Grpo {
             metrics,
             export_hf: None,
         })
+    }
+
+    /// The frozen reference model of the KL term (absent when `use_kl_loss` is off).
+    pub fn reference(&self) -> Option<&Model> {
+        self.reference.as_ref()
     }
 
     fn sampling(&self, temperature: f64, seed: u64) -> SamplingParams {
@@ -274,7 +315,8 @@ impl Grpo {
         if (save_every > 0 && (step as usize).is_multiple_of(save_every)) || last {
             progress(Progress::Phase("checkpoint"));
             let t = Instant::now();
-            self.save()?;
+            self.save(&rec)?;
+            progress(Progress::Phase("checkpoint written"));
             rec.insert("time/checkpoint_s".into(), t.elapsed().as_secs_f64());
         }
         rec.insert("time/step_s".into(), t_step.elapsed().as_secs_f64());
@@ -329,6 +371,10 @@ impl Grpo {
         let t = Instant::now();
         let per_mini = chunks.len().div_ceil(o.mini_batches);
         let vars: Vec<Var> = self.opt.vars().to_vec();
+        let counts: Vec<Divisor> = packed
+            .iter()
+            .map(|p| Divisor::of(&p.mask))
+            .collect::<candle_core::Result<_>>()?;
         let mut sums: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
         let mut add = |k: &'static str, s: f64, n: f64| {
             let e = sums.entry(k).or_insert((0.0, 0.0));
@@ -337,15 +383,25 @@ impl Grpo {
         };
         let mut grad_norms = Vec::new();
         let mut lrs = Vec::new();
+        let mut skipped = 0usize;
         for _epoch in 0..o.ppo_epochs {
             for mini in (0..chunks.len())
                 .collect::<Vec<_>>()
                 .chunks(per_mini.max(1))
             {
                 let accum = mini.len() as f64;
+                let whole = Divisor::total(mini.iter().map(|&ci| counts[ci]));
                 let mut grads: Option<GradStore> = None;
+                let (mut mini_pg, mut mini_loss) = (0.0, 0.0);
                 for &ci in mini {
                     let p = &packed[ci];
+                    // Each micro-batch's loss is its share of the mini-batch's aggregate, so the
+                    // shares add up to the loss of the whole mini-batch (or, per micro-batch, to
+                    // the mean of the micro-batches' own aggregates).
+                    let div = match alg.loss_scope {
+                        LossScope::MiniBatch => whole,
+                        LossScope::MicroBatch => counts[ci].times(accum),
+                    };
                     let (lp, ent) =
                         response_logprobs(&self.policy, p, temp, alg.entropy_coef != 0.0)?;
                     let old = match &old_lp[ci] {
@@ -356,7 +412,7 @@ impl Grpo {
                         low: alg.clip_low,
                         high: alg.clip_high,
                     };
-                    let pl = policy_loss(
+                    let pl = policy_loss_over(
                         &old,
                         &lp,
                         &p.advantages,
@@ -364,14 +420,15 @@ impl Grpo {
                         clip,
                         alg.loss_agg,
                         norm_len,
+                        div,
                     )?;
                     let mut loss = pl.loss.clone();
-                    let n_tok = p.mask.sum_all()?.to_scalar::<f32>()? as f64;
-                    add("pg_loss", pl.loss.to_scalar::<f32>()? as f64, 1.0);
+                    let n_tok = counts[ci].tokens;
+                    mini_pg += pl.loss.to_scalar::<f32>()? as f64;
                     add("clip_frac", pl.clip_frac as f64 * n_tok, n_tok);
                     add("approx_kl", pl.approx_kl as f64 * n_tok, n_tok);
                     if let Some(ent) = &ent {
-                        let e = aggregate(ent, &p.mask, alg.loss_agg, norm_len)?;
+                        let e = aggregate_over(ent, &p.mask, alg.loss_agg, norm_len, div)?;
                         let (s, n) = masked_sum(&ent.detach(), &p.mask)?;
                         add("entropy", s, n);
                         loss = (loss - (e * alg.entropy_coef)?)?;
@@ -381,17 +438,29 @@ impl Grpo {
                         let (s, n) = masked_sum(&kld.detach(), &p.mask)?;
                         add("kl", s, n);
                         if alg.use_kl_loss {
-                            let k = aggregate(&kld, &p.mask, alg.loss_agg, norm_len)?;
+                            let k = aggregate_over(&kld, &p.mask, alg.loss_agg, norm_len, div)?;
                             loss = (loss + (k * alg.kl_coef)?)?;
                         }
                     }
-                    let loss = (loss / accum)?;
-                    add("loss", loss.to_scalar::<f32>()? as f64 * accum, 1.0);
+                    mini_loss += loss.to_scalar::<f32>()? as f64;
                     run::accumulate(&mut grads, loss.backward()?, &vars)?;
                 }
+                add("pg_loss", mini_pg, 1.0);
+                add("loss", mini_loss, 1.0);
                 let mut grads = grads.unwrap_or_default();
                 let norm = clip_grad_norm(&vars, &mut grads, o.grad_clip)?;
                 let lr = o.lr * o.schedule.multiplier(self.opt.step);
+                if !norm.is_finite() {
+                    // A deliberate deviation from the reference fork, which applies the update and
+                    // corrupts the weights; current verl skips the step the same way.
+                    tracing::warn!(
+                        step = self.step + 1,
+                        grad_norm = norm,
+                        "non-finite gradient norm: optimizer step skipped, weights unchanged"
+                    );
+                    skipped += 1;
+                    continue;
+                }
                 self.opt.step(&grads, lr)?;
                 grad_norms.push(norm);
                 lrs.push(lr);
@@ -408,6 +477,7 @@ impl Grpo {
             grad_norms.iter().sum::<f64>() / grad_norms.len().max(1) as f64,
         );
         rec.insert("actor/lr".into(), lrs.last().copied().unwrap_or(0.0));
+        rec.insert("actor/skipped_updates".into(), skipped as f64);
         let times = vec![
             ("time/reference_s".to_string(), t_ref),
             ("time/old_logprob_s".to_string(), t_old),
@@ -439,8 +509,8 @@ impl Grpo {
         )
     }
 
-    /// Writes a checkpoint of the current state.
-    pub fn save(&self) -> Result<PathBuf> {
+    /// Writes a checkpoint of the current state, with `metrics_row`, the step's metrics.
+    pub fn save(&self, metrics_row: &Record) -> Result<PathBuf> {
         let state = TrainerState {
             step: self.step,
             optimizer_step: self.opt.step,
@@ -457,6 +527,7 @@ impl Grpo {
             &self.policy,
             &self.opt,
             self.cfg.trainer.keep_last,
+            metrics_row,
             exporter,
         )
     }

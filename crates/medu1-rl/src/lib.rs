@@ -22,7 +22,8 @@ pub use advantage::{AdvantageEstimator, advantages, zero_variance_share};
 pub use config::{TrainConfig, load_toml};
 pub use grpo::{Grpo, Progress, TrainError};
 pub use loss::{
-    ClipRange, KlEstimator, LossAgg, PolicyLoss, entropy_from_logits, kl_penalty, policy_loss,
+    ClipRange, Divisor, KlEstimator, LossAgg, LossScope, PolicyLoss, aggregate_over,
+    entropy_from_logits, kl_penalty, policy_loss, policy_loss_over,
 };
 pub use optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
 pub use rollout::{MedU1Rewarder, RewardInput, RewardOutput, Rewarder};

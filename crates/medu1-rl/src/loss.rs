@@ -53,25 +53,96 @@ pub fn kl_penalty(logp: &Tensor, ref_logp: &Tensor, kind: KlEstimator) -> Result
     }
 }
 
-/// Aggregates `(B, T)` per-token values under `mask` (1 for valid response tokens).
-/// `norm_len` is the fixed divisor of [`LossAgg::SeqMeanTokenSumNorm`] (the maximum response length).
-pub fn aggregate(x: &Tensor, mask: &Tensor, agg: LossAgg, norm_len: usize) -> Result<Tensor> {
-    let xm = (x * mask)?;
-    match agg {
-        LossAgg::TokenMean => {
-            // Clamp the denominator so an all-padding micro-batch gives 0, not NaN.
-            let denom = mask.sum_all()?.maximum(1e-8f32)?;
-            xm.sum_all()?.div(&denom)
+/// Which tokens a loss is averaged over when a mini-batch is split into micro-batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossScope {
+    /// The whole mini-batch: each micro-batch's sum is divided by the mini-batch's token (or
+    /// sequence) count, so how the mini-batch is cut into micro-batches changes neither the loss
+    /// nor its gradient. This is what the reference run computes: its trainer balances every
+    /// batch into equal, sequence-length-balanced partitions before the per-rank token-means,
+    /// which makes them close to one token-mean over the batch.
+    #[default]
+    MiniBatch,
+    /// Each micro-batch aggregated on its own and the results averaged (verl's per-micro-batch
+    /// `loss / gradient_accumulation`, without the fork's balanced partitions): a short group's
+    /// tokens weigh more than a long group's.
+    MicroBatch,
+}
+
+/// What an aggregated loss is divided by: the valid tokens ([`LossAgg::TokenMean`]) or the
+/// sequences (the seq-mean modes) of the batch it is averaged over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Divisor {
+    pub tokens: f64,
+    pub seqs: f64,
+}
+
+impl Divisor {
+    /// The valid tokens and sequences of one `(B, T)` mask.
+    pub fn of(mask: &Tensor) -> Result<Divisor> {
+        Ok(Divisor {
+            tokens: mask.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+            seqs: mask.dim(0)? as f64,
+        })
+    }
+
+    /// The divisor of several micro-batches taken together.
+    pub fn total(parts: impl IntoIterator<Item = Divisor>) -> Divisor {
+        parts.into_iter().fold(
+            Divisor {
+                tokens: 0.0,
+                seqs: 0.0,
+            },
+            |a, b| Divisor {
+                tokens: a.tokens + b.tokens,
+                seqs: a.seqs + b.seqs,
+            },
+        )
+    }
+
+    /// This divisor times `k` (a micro-batch averaged with `k - 1` others).
+    pub fn times(self, k: f64) -> Divisor {
+        Divisor {
+            tokens: self.tokens * k,
+            seqs: self.seqs * k,
         }
+    }
+}
+
+/// Aggregates `(B, T)` per-token values under `mask` (1 for valid response tokens), over this
+/// batch alone. `norm_len` is the fixed divisor of [`LossAgg::SeqMeanTokenSumNorm`] (the maximum
+/// response length).
+pub fn aggregate(x: &Tensor, mask: &Tensor, agg: LossAgg, norm_len: usize) -> Result<Tensor> {
+    aggregate_over(x, mask, agg, norm_len, Divisor::of(mask)?)
+}
+
+/// This micro-batch's share of an aggregate over a larger batch whose counts are `div`: summed
+/// over the micro-batches of that batch, the shares give [`aggregate`] of the whole.
+pub fn aggregate_over(
+    x: &Tensor,
+    mask: &Tensor,
+    agg: LossAgg,
+    norm_len: usize,
+    div: Divisor,
+) -> Result<Tensor> {
+    let xm = (x * mask)?;
+    // Clamp the denominators so an all-padding batch gives 0, not NaN.
+    let over = |sum: Tensor, n: f64| -> Result<Tensor> {
+        let d = Tensor::new(n.max(1e-8) as f32, sum.device())?;
+        sum.div(&d)
+    };
+    match agg {
+        LossAgg::TokenMean => over(xm.sum_all()?, div.tokens),
         LossAgg::SeqMeanTokenMean => {
             let per_seq = xm
                 .sum(D::Minus1)?
                 .div(&mask.sum(D::Minus1)?.maximum(1e-8f32)?)?;
-            per_seq.mean_all()
+            over(per_seq.sum_all()?, div.seqs)
         }
         LossAgg::SeqMeanTokenSumNorm => {
             let per_seq = (xm.sum(D::Minus1)? / norm_len.max(1) as f64)?;
-            per_seq.mean_all()
+            over(per_seq.sum_all()?, div.seqs)
         }
     }
 }
@@ -115,7 +186,8 @@ pub struct PolicyLoss {
     pub approx_kl: f32,
 }
 
-/// `max(-A·r, -A·clip(r, 1-low, 1+high))` per token with `r = exp(logp - old_logp)`, aggregated.
+/// `max(-A·r, -A·clip(r, 1-low, 1+high))` per token with `r = exp(logp - old_logp)`, aggregated
+/// over this batch alone.
 pub fn policy_loss(
     old_logp: &Tensor,
     logp: &Tensor,
@@ -125,13 +197,38 @@ pub fn policy_loss(
     agg: LossAgg,
     norm_len: usize,
 ) -> Result<PolicyLoss> {
+    policy_loss_over(
+        old_logp,
+        logp,
+        advantages,
+        mask,
+        clip,
+        agg,
+        norm_len,
+        Divisor::of(mask)?,
+    )
+}
+
+/// [`policy_loss`] as this micro-batch's share of a batch whose counts are `div`
+/// (see [`aggregate_over`]); the diagnostics stay this micro-batch's own.
+#[allow(clippy::too_many_arguments)]
+pub fn policy_loss_over(
+    old_logp: &Tensor,
+    logp: &Tensor,
+    advantages: &Tensor,
+    mask: &Tensor,
+    clip: ClipRange,
+    agg: LossAgg,
+    norm_len: usize,
+    div: Divisor,
+) -> Result<PolicyLoss> {
     let ratio = (logp - old_logp)?.exp()?;
     let neg_adv = advantages.neg()?;
     let unclipped = (&neg_adv * &ratio)?;
     let clipped_ratio = ratio.clamp(1.0 - clip.low, 1.0 + clip.high)?;
     let clipped = (&neg_adv * &clipped_ratio)?;
     let per_token = unclipped.maximum(&clipped)?;
-    let loss = aggregate(&per_token, mask, agg, norm_len)?;
+    let loss = aggregate_over(&per_token, mask, agg, norm_len, div)?;
 
     let took_clip = clipped.gt(&unclipped)?.to_dtype(DType::F32)?;
     let n = mask.sum_all()?.to_scalar::<f32>()?.max(1e-8);
@@ -234,6 +331,46 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!((sn - (6.0 / 4.0 + 4.0 / 4.0) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shares_over_a_batch_sum_to_the_aggregate_of_the_whole() {
+        // Two micro-batches of different lengths; their shares add up to the whole's aggregate.
+        let x = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 7.0, 0.0, 0.0], (3, 3));
+        let m = t(&[1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0], (3, 3));
+        let (xa, ma) = (x.narrow(0, 0, 1).unwrap(), m.narrow(0, 0, 1).unwrap());
+        let (xb, mb) = (x.narrow(0, 1, 2).unwrap(), m.narrow(0, 1, 2).unwrap());
+        for agg in [
+            LossAgg::TokenMean,
+            LossAgg::SeqMeanTokenMean,
+            LossAgg::SeqMeanTokenSumNorm,
+        ] {
+            let whole = aggregate(&x, &m, agg, 3)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let div = Divisor::total([Divisor::of(&ma).unwrap(), Divisor::of(&mb).unwrap()]);
+            let a = aggregate_over(&xa, &ma, agg, 3, div).unwrap();
+            let b = aggregate_over(&xb, &mb, agg, 3, div).unwrap();
+            let parts = (a + b).unwrap().to_scalar::<f32>().unwrap();
+            assert!((whole - parts).abs() < 1e-6, "{agg:?}: {whole} vs {parts}");
+            // Averaging the two micro-batches' own aggregates is not the same thing here.
+            let mean_of_means = (aggregate(&xa, &ma, agg, 3)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                + aggregate(&xb, &mb, agg, 3)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap())
+                / 2.0;
+            if agg == LossAgg::TokenMean {
+                assert!(
+                    (whole - mean_of_means).abs() > 0.1,
+                    "{whole} vs {mean_of_means}"
+                );
+            }
+        }
     }
 
     #[test]

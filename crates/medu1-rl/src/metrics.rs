@@ -21,6 +21,16 @@ impl MetricsLog {
     /// Opens `dir/metrics.jsonl`, keeping the records of steps `<= keep_through` (a resumed run
     /// drops what the interrupted run logged after its checkpoint) and rewriting the file.
     pub fn open(dir: &Path, keep_through: Option<u64>) -> std::io::Result<MetricsLog> {
+        Self::open_with(dir, keep_through, None)
+    }
+
+    /// [`MetricsLog::open`], then appends `restored` (the resumed checkpoint's own row) when the
+    /// log stops short of its step: the run was killed between the checkpoint and the row.
+    pub fn open_with(
+        dir: &Path,
+        keep_through: Option<u64>,
+        restored: Option<Record>,
+    ) -> std::io::Result<MetricsLog> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("metrics.jsonl");
         let mut records = Vec::new();
@@ -28,12 +38,19 @@ impl MetricsLog {
             for line in BufReader::new(f).lines() {
                 let line = line?;
                 // A torn last line from a crash is dropped: its step is redone.
-                let Ok(rec) = serde_json::from_str::<Record>(&line) else {
+                let Ok(rec) = parse_row(&line) else {
                     continue;
                 };
                 if rec.get("step").is_some_and(|s| *s as u64 <= last) {
                     records.push(rec);
                 }
+            }
+        }
+        if let Some(row) = restored {
+            let step = row.get("step").copied();
+            let logged = |s: f64| records.iter().any(|r| r.get("step") == Some(&s));
+            if step.is_some_and(|s| !logged(s)) {
+                records.push(row);
             }
         }
         let mut body = String::new();
@@ -91,7 +108,18 @@ pub fn read_metrics(run_dir: &Path) -> std::io::Result<Vec<Record>> {
     Ok(BufReader::new(f)
         .lines()
         .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str(&l).ok())
+        .filter_map(|l| parse_row(&l).ok())
+        .collect())
+}
+
+/// One metrics row as written by [`MetricsLog::push`]. JSON has no NaN or infinity, so
+/// serde_json writes them as `null`; they are read back as NaN instead of failing the row
+/// (which dropped a step that had a NaN reward from the log on resume).
+pub fn parse_row(line: &str) -> serde_json::Result<Record> {
+    let raw: BTreeMap<String, Option<f64>> = serde_json::from_str(line)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
         .collect())
 }
 

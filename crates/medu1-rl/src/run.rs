@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::checkpoint::{self, TrainerState};
 use crate::config::OptimConfig;
 use crate::grpo::{Result, TrainError};
-use crate::metrics::MetricsLog;
+use crate::metrics::{MetricsLog, Record};
 use crate::optim::{AdamW, AdamWConfig};
 
 /// Writes a Hugging Face folder for a policy (weights, config, tokenizer files).
@@ -46,6 +46,78 @@ pub fn optimizer(policy: &Model, o: &OptimConfig) -> Result<AdamW> {
     )?)
 }
 
+/// How a run starts in its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// A new run; its folder must not hold another run's checkpoints or metrics.
+    New,
+    /// Continue from the newest checkpoint (a new run when the folder holds no run yet).
+    Resume,
+    /// A new run that first removes the checkpoints and metrics of a run already there.
+    Overwrite,
+}
+
+impl From<bool> for Start {
+    /// `true`: [`Start::Resume`]; `false`: [`Start::New`].
+    fn from(resume: bool) -> Start {
+        if resume { Start::Resume } else { Start::New }
+    }
+}
+
+/// Steps logged in `run_dir/metrics.jsonl` (0 when there is no log).
+fn logged_steps(run_dir: &Path) -> usize {
+    crate::metrics::read_metrics(run_dir).map_or(0, |r| r.len())
+}
+
+/// Readies `run_dir` for a run that starts as `start`: removes the temporary folders of killed
+/// checkpoint writes, and refuses a folder that holds another run, so a new run can neither
+/// wipe an old run's metrics nor leave its later checkpoints for a `--resume` to pick up.
+pub fn prepare_run_dir(run_dir: &Path, start: Start) -> Result<()> {
+    checkpoint::remove_stale_temps(run_dir)?;
+    let has_checkpoints = checkpoint::any(run_dir);
+    let logged = logged_steps(run_dir);
+    match start {
+        Start::New if has_checkpoints || logged > 0 => Err(TrainError::RunExists {
+            path: run_dir.to_path_buf(),
+            what: if has_checkpoints {
+                "checkpoints".into()
+            } else {
+                format!("metrics of {logged} steps")
+            },
+        }),
+        Start::Resume if !has_checkpoints && logged > 0 => Err(TrainError::NothingToResume {
+            path: run_dir.to_path_buf(),
+            logged,
+        }),
+        Start::Overwrite => {
+            for name in ["checkpoints", "metrics.jsonl", "metrics.csv"] {
+                let p = run_dir.join(name);
+                let gone = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                match gone {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(TrainError::Io { path: p, source: e });
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a resumed run continues from.
+#[derive(Debug)]
+pub struct Resumed {
+    pub state: TrainerState,
+    /// The checkpoint step's metrics row, for a log that stops short of it.
+    pub metrics_row: Option<Record>,
+}
+
 /// Restores the newest checkpoint of `run_dir` into the policy and the optimiser, if there is
 /// one; it must have been written by a run of `kind`.
 pub fn resume(
@@ -53,8 +125,8 @@ pub fn resume(
     kind: &str,
     policy: &Model,
     opt: &mut AdamW,
-) -> Result<Option<TrainerState>> {
-    let Some(dir) = checkpoint::latest(run_dir) else {
+) -> Result<Option<Resumed>> {
+    let Some(dir) = checkpoint::latest(run_dir)? else {
         return Ok(None);
     };
     let loaded = checkpoint::load(&dir, policy.trainable_vars())?;
@@ -66,20 +138,26 @@ pub fn resume(
         });
     }
     opt.restore(loaded.moments, loaded.state.optimizer_step)?;
-    Ok(Some(loaded.state))
+    Ok(Some(Resumed {
+        state: loaded.state,
+        metrics_row: loaded.metrics_row,
+    }))
 }
 
-/// Opens the run's metrics log (dropping records after `step`) and saves its configuration.
+/// Opens the run's metrics log (dropping records after `step`, restoring the resumed
+/// checkpoint's row when the log lacks it) and saves its configuration.
 pub fn open_run<C: Serialize>(
     run_dir: &Path,
     step: u64,
+    restored: Option<Record>,
     config_file: &str,
     cfg: &C,
 ) -> Result<MetricsLog> {
-    let metrics = MetricsLog::open(run_dir, Some(step)).map_err(|e| TrainError::Io {
-        path: run_dir.to_path_buf(),
-        source: e,
-    })?;
+    let metrics =
+        MetricsLog::open_with(run_dir, Some(step), restored).map_err(|e| TrainError::Io {
+            path: run_dir.to_path_buf(),
+            source: e,
+        })?;
     let path = run_dir.join(config_file);
     let text = toml::to_string_pretty(cfg).unwrap_or_default();
     medu1_core::atomic::write_atomic(&path, text.as_bytes())
@@ -112,6 +190,7 @@ pub fn save(
     policy: &Model,
     opt: &AdamW,
     keep_last: usize,
+    metrics_row: &Record,
     exporter: Option<&Exporter>,
 ) -> Result<PathBuf> {
     let export = |dir: &Path| -> std::result::Result<(), String> {
@@ -126,6 +205,7 @@ pub fn save(
         policy.trainable_vars(),
         &opt.moments(),
         keep_last,
+        metrics_row,
         &export,
     )?)
 }

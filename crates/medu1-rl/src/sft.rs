@@ -85,6 +85,25 @@ impl Default for SftConfig {
     }
 }
 
+impl SftConfig {
+    /// Checks the settings up front; `prefix` names the table they came from in errors
+    /// (`warmup.` inside a `medu1 train` configuration, which checks them before either runs).
+    pub fn validate(&self, prefix: &str) -> std::result::Result<(), crate::config::ConfigError> {
+        for (name, v) in [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("max_seq_tokens", self.max_seq_tokens),
+        ] {
+            if v == 0 {
+                return Err(crate::config::ConfigError::Invalid(format!(
+                    "{prefix}{name} must be at least 1"
+                )));
+            }
+        }
+        self.optim.validate(&format!("{prefix}optim"))
+    }
+}
+
 /// The supervised target for a sample, or `None` when the data carries nothing to imitate.
 pub fn sft_target(s: &Sample) -> Option<String> {
     let clean = |t: &str| {
@@ -272,7 +291,14 @@ pub struct Sft {
 }
 
 impl Sft {
-    pub fn new(cfg: SftConfig, policy: Model, tokenizer: Tokenizer, resume: bool) -> Result<Sft> {
+    pub fn new(
+        cfg: SftConfig,
+        policy: Model,
+        tokenizer: Tokenizer,
+        start: impl Into<run::Start>,
+    ) -> Result<Sft> {
+        let start = start.into();
+        cfg.validate("")?;
         let renderer = PromptRenderer::new(&cfg.data, "", &tokenizer)?;
         let (train, d1) = load_examples(&cfg.train, &cfg, &renderer)?;
         let (mut val, d2) = load_examples(&cfg.val, &cfg, &renderer)?;
@@ -288,12 +314,16 @@ impl Sft {
         }
         let mut opt = run::optimizer(&policy, &cfg.optim)?;
         let run_dir = cfg.out_dir.clone();
-        let (mut step, mut consumed) = (0, 0);
-        if resume && let Some(state) = run::resume(&run_dir, "sft", &policy, &mut opt)? {
-            step = state.step;
-            consumed = state.cursor.consumed.first().copied().unwrap_or(0);
+        run::prepare_run_dir(&run_dir, start)?;
+        let (mut step, mut consumed, mut restored) = (0, 0, None);
+        if start == run::Start::Resume
+            && let Some(r) = run::resume(&run_dir, "sft", &policy, &mut opt)?
+        {
+            step = r.state.step;
+            consumed = r.state.cursor.consumed.first().copied().unwrap_or(0);
+            restored = r.metrics_row;
         }
-        let metrics = run::open_run(&run_dir, step, "sft_config.toml", &cfg)?;
+        let metrics = run::open_run(&run_dir, step, restored, "sft_config.toml", &cfg)?;
         Ok(Sft {
             cfg,
             policy,
@@ -368,7 +398,17 @@ impl Sft {
         let vars = self.opt.vars().to_vec();
         let norm = clip_grad_norm(&vars, &mut grads, self.cfg.optim.grad_clip)?;
         let lr = self.cfg.optim.lr * self.cfg.optim.schedule.multiplier(self.opt.step);
-        self.opt.step(&grads, lr)?;
+        let skipped = !norm.is_finite();
+        if skipped {
+            // As in GRPO: a non-finite gradient would turn every weight into NaN.
+            tracing::warn!(
+                step,
+                grad_norm = norm,
+                "non-finite gradient norm: warm-up step skipped, weights unchanged"
+            );
+        } else {
+            self.opt.step(&grads, lr)?;
+        }
         self.step = step;
         let secs = t.elapsed().as_secs_f64();
         let mut rec = Record::new();
@@ -377,6 +417,7 @@ impl Sft {
         rec.insert("sft/grad_norm".into(), norm);
         rec.insert("sft/lr".into(), lr);
         rec.insert("sft/tokens".into(), tok);
+        rec.insert("sft/skipped_updates".into(), f64::from(u8::from(skipped)));
         rec.insert("tokens_per_s/train".into(), tok / secs.max(1e-9));
         let last = step as usize == self.cfg.steps;
         let ve = self.cfg.val_every;
@@ -385,7 +426,7 @@ impl Sft {
         }
         let se = self.cfg.save_every;
         if (se > 0 && (step as usize).is_multiple_of(se)) || last {
-            self.save()?;
+            self.save(&rec)?;
         }
         rec.insert("time/step_s".into(), t.elapsed().as_secs_f64());
         self.metrics.push(rec.clone()).map_err(|e| TrainError::Io {
@@ -406,7 +447,8 @@ impl Sft {
         Ok(s / n.max(1.0))
     }
 
-    pub fn save(&self) -> Result<PathBuf> {
+    /// Writes a checkpoint of the current state, with `metrics_row`, the step's metrics.
+    pub fn save(&self, metrics_row: &Record) -> Result<PathBuf> {
         let state = TrainerState {
             step: self.step,
             optimizer_step: self.opt.step,
@@ -422,6 +464,7 @@ impl Sft {
             &self.policy,
             &self.opt,
             self.cfg.keep_last,
+            metrics_row,
             exporter,
         )
     }

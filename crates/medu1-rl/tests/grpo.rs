@@ -358,3 +358,261 @@ fn four_steps_equal_two_plus_resume_plus_two() {
     assert_eq!(lines.lines().count(), 4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Log-probs of a fixed batch under `m`, as raw values.
+fn fixed_batch_logprobs(m: &Model) -> Vec<Vec<f32>> {
+    let seqs = [
+        Sequence {
+            prompt: vec![1, 2, 3, 4],
+            response: vec![5, 6, 7],
+            advantage: 1.0,
+        },
+        Sequence {
+            prompt: vec![9, 3],
+            response: vec![2, 11, 5, 8],
+            advantage: -1.0,
+        },
+    ];
+    let packed = pack(&seqs.iter().collect::<Vec<_>>()).unwrap();
+    response_logprobs(m, &packed, 1.0, false)
+        .unwrap()
+        .0
+        .to_vec2::<f32>()
+        .unwrap()
+}
+
+/// The reference of the KL term once shared most of its storage with the policy (candle's
+/// `detach` shares it), so the optimizer's in-place updates and a resumed checkpoint moved it.
+#[test]
+fn reference_stays_frozen() {
+    let dir = tempdir("frozen");
+    let data = write_data(&dir);
+    let mut cfg = toy_config(&dir, &data, 2);
+    cfg.trainer.save_every = 1;
+    assert!(cfg.algorithm.use_kl_loss);
+    let initial = var_values(&policy());
+
+    let mut t = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), false).unwrap();
+    let before = fixed_batch_logprobs(t.reference().unwrap());
+    t.step(&mut |_| {}).unwrap();
+    assert_ne!(var_values(&t.policy), initial, "the policy did not move");
+    assert_eq!(
+        fixed_batch_logprobs(t.reference().unwrap()),
+        before,
+        "the reference moved with the optimizer step"
+    );
+    drop(t);
+
+    let c = Grpo::new(cfg, policy(), tokenizer(), Box::new(CountT5), true).unwrap();
+    assert_eq!(c.step, 1);
+    assert_ne!(
+        var_values(&c.policy),
+        initial,
+        "the checkpoint was not restored"
+    );
+    assert_eq!(
+        fixed_batch_logprobs(c.reference().unwrap()),
+        before,
+        "the reference became the resumed checkpoint's policy"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// medu1 once averaged per-micro-batch token-means, so cutting the same mini-batch into
+/// micro-batches of other sizes changed the loss and its gradient.
+#[test]
+fn micro_batch_size_does_not_change_the_update() {
+    let dir = tempdir("micro");
+    let data = write_data(&dir);
+    let run = |micro: usize, agg: LossAgg| {
+        let mut cfg = toy_config(&dir, &data, 1);
+        cfg.trainer.out_dir = dir.join(format!("micro-{micro}-{agg:?}"));
+        cfg.optim.micro_batch_size = micro;
+        cfg.algorithm.loss_agg = agg;
+        cfg.algorithm.entropy_coef = 0.01;
+        let mut t = Grpo::new(cfg, policy(), tokenizer(), Box::new(CountT5), false).unwrap();
+        t.step(&mut |_| {}).unwrap()
+    };
+    for agg in [
+        LossAgg::TokenMean,
+        LossAgg::SeqMeanTokenMean,
+        LossAgg::SeqMeanTokenSumNorm,
+    ] {
+        // 16 responses: one micro-batch, or 3 + 3 + 3 + 3 + 3 + 1.
+        let whole = run(16, agg);
+        let cut = run(3, agg);
+        assert_eq!(whole["train/reward/mean"], cut["train/reward/mean"]);
+        for k in ["actor/loss", "actor/pg_loss", "actor/kl", "actor/grad_norm"] {
+            let (a, b) = (whole[k], cut[k]);
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs() + 1e-6,
+                "{agg:?} {k}: one micro-batch {a}, micro-batches of 3 {b}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A reward that is NaN for every response of the first prompt.
+#[derive(Debug)]
+struct NanReward;
+impl Rewarder for NanReward {
+    fn reward(&self, x: &RewardInput<'_>) -> RewardOutput {
+        let mut out = CountT5.reward(x);
+        out.reward = f64::NAN;
+        out
+    }
+}
+
+/// A non-finite gradient norm once went through clipping (which leaves it as is) into AdamW and
+/// turned every weight into NaN, as the reference fork does.
+#[test]
+fn non_finite_gradient_skips_the_step() {
+    let dir = tempdir("nan");
+    let data = write_data(&dir);
+    let cfg = toy_config(&dir, &data, 1);
+    let initial = var_values(&policy());
+    let mut t = Grpo::new(cfg, policy(), tokenizer(), Box::new(NanReward), false).unwrap();
+    let rec = t.step(&mut |_| {}).unwrap();
+    assert_eq!(var_values(&t.policy), initial, "the weights changed");
+    assert_eq!(t.opt.step, 0, "the optimizer counted a skipped step");
+    assert_eq!(rec["actor/skipped_updates"], 1.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint whose metrics row never reached metrics.jsonl (killed in between) once lost that
+/// row for good on resume.
+#[test]
+fn resume_restores_the_metrics_row_of_the_checkpoint_step() {
+    let dir = tempdir("row");
+    let data = write_data(&dir);
+    let mut cfg = toy_config(&dir, &data, 3);
+    cfg.trainer.save_every = 1;
+    let mut t = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), false).unwrap();
+    t.step(&mut |_| {}).unwrap();
+    let second = t.step(&mut |_| {}).unwrap();
+    drop(t);
+    // As if killed right after checkpoint 2 was renamed into place.
+    let log = cfg.trainer.out_dir.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first_line = text.lines().next().unwrap().to_string();
+    std::fs::write(&log, format!("{first_line}\n")).unwrap();
+
+    let mut c = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), true).unwrap();
+    assert_eq!(c.step, 2);
+    c.step(&mut |_| {}).unwrap();
+    let rows = medu1_rl::metrics::read_metrics(&cfg.trainer.out_dir).unwrap();
+    let steps: Vec<f64> = rows.iter().map(|r| r["step"]).collect();
+    assert_eq!(steps, [1.0, 2.0, 3.0]);
+    assert_eq!(rows[1]["train/reward/mean"], second["train/reward/mean"]);
+    assert_eq!(rows[1]["actor/loss"], second["actor/loss"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A new run into a folder holding another run once wiped its metrics and kept the old run's
+/// later checkpoints, which a later `--resume` then loaded.
+#[test]
+fn a_new_run_into_a_used_folder_is_refused_unless_overwriting() {
+    use medu1_rl::run::Start;
+    let dir = tempdir("used");
+    let data = write_data(&dir);
+    let mut cfg = toy_config(&dir, &data, 2);
+    cfg.trainer.save_every = 1;
+    let mut t = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), false).unwrap();
+    t.step(&mut |_| {}).unwrap();
+    t.step(&mut |_| {}).unwrap();
+    drop(t);
+    let log = cfg.trainer.out_dir.join("metrics.jsonl");
+    let before = std::fs::read_to_string(&log).unwrap();
+
+    let e = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), false).unwrap_err();
+    assert!(e.to_string().contains("--overwrite"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        before,
+        "metrics touched"
+    );
+    assert!(cfg.trainer.out_dir.join("checkpoints/step-000002").is_dir());
+
+    let t = Grpo::new(
+        cfg.clone(),
+        policy(),
+        tokenizer(),
+        Box::new(CountT5),
+        Start::Overwrite,
+    )
+    .unwrap();
+    assert_eq!(t.step, 0);
+    assert!(!cfg.trainer.out_dir.join("checkpoints").exists());
+    assert!(std::fs::read_to_string(&log).unwrap().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--resume` once skipped a newest checkpoint without `state.json` (restarting at step 0 and
+/// emptying metrics.jsonl when it was the only one), and accepted NaN weights.
+#[test]
+fn resume_refuses_damaged_checkpoints_and_touches_nothing() {
+    let dir = tempdir("damaged");
+    let data = write_data(&dir);
+    let mut cfg = toy_config(&dir, &data, 2);
+    cfg.trainer.save_every = 1;
+    let mut t = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), false).unwrap();
+    t.step(&mut |_| {}).unwrap();
+    drop(t);
+    let run = cfg.trainer.out_dir.clone();
+    let ck = run.join("checkpoints/step-000001");
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+
+    // No state.json.
+    let state = std::fs::read(ck.join("state.json")).unwrap();
+    std::fs::remove_file(ck.join("state.json")).unwrap();
+    let e = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), true).unwrap_err();
+    assert!(e.to_string().contains("state.json"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(),
+        log
+    );
+    std::fs::write(ck.join("state.json"), state).unwrap();
+
+    // A NaN weight.
+    let p = ck.join("policy.safetensors");
+    let mut tensors = candle_core::safetensors::load(&p, &Device::Cpu).unwrap();
+    let name = "model.layers.0.mlp.down_proj.weight".to_string();
+    let w = tensors[&name]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let mut bad = w.clone();
+    bad[3] = f32::NAN;
+    let shape = tensors[&name].shape().clone();
+    tensors.insert(
+        name.clone(),
+        Tensor::from_vec(bad, shape, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, &p).unwrap();
+    let e = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), true).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&name) && msg.contains("non-finite"), "{msg}");
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(),
+        log
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint write killed halfway once left its `.tmp-step-*` folder (the size of the model)
+/// behind forever.
+#[test]
+fn stale_checkpoint_temp_folders_are_removed_at_start() {
+    let dir = tempdir("stale");
+    let data = write_data(&dir);
+    let cfg = toy_config(&dir, &data, 1);
+    // PID 0 is never a writer's: as if the writer was killed.
+    let stale = cfg.trainer.out_dir.join("checkpoints/.tmp-step-000003-0");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("policy.safetensors"), b"half").unwrap();
+    let _t = Grpo::new(cfg, policy(), tokenizer(), Box::new(CountT5), true).unwrap();
+    assert!(!stale.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,8 +17,12 @@ pub struct SftArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Continue from the newest checkpoint in the run folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start a new run in a run folder that holds another one, removing its checkpoints and
+    /// metrics (without this flag such a folder is refused).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 /// Prints above a progress bar, or plainly when the bar is hidden (not a terminal).
@@ -77,16 +81,20 @@ pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
 
 pub fn run(a: SftArgs) -> anyhow::Result<()> {
     let cfg: SftConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
+    cfg.validate("")
+        .with_context(|| format!("{}", a.config.display()))?;
+    let start = super::train::start_mode(a.resume, a.overwrite);
+    medu1_rl::run::prepare_run_dir(&cfg.out_dir, start)?;
     let path = super::setup::resolve_model(&cfg.model)?;
     let (policy, tokenizer) = medu1_model::load(&path, LoadOptions::train())
         .with_context(|| format!("loading {}", path.display()))?;
-    let mut sft = Sft::new(cfg, policy, tokenizer.clone(), a.resume)?;
+    let mut sft = Sft::new(cfg, policy, tokenizer.clone(), start)?;
     let tok = tokenizer.clone();
     sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
         super::train::export_hf(m, &tok, dir)
     })));
     let sft = run_sft(sft)?;
-    let last = medu1_rl::checkpoint::latest(&sft.run_dir);
+    let last = medu1_rl::checkpoint::latest(&sft.run_dir)?;
     println!(
         "warm-up done: {}; model for train/eval: {}",
         sft.run_dir.display(),

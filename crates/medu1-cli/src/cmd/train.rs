@@ -2,9 +2,12 @@
 //! bar, a warning when most groups carry no learning signal, and `--resume`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use medu1_model::{LoadOptions, Model, Tokenizer};
+use medu1_rl::run::Start;
 use medu1_rl::{Exporter, Grpo, MedU1Rewarder, Progress, TrainConfig};
 
 use super::profile::load_profile;
@@ -19,8 +22,67 @@ pub struct TrainArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Continue from the newest checkpoint in the run folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Start a new run in a run folder that holds another one, removing its checkpoints and
+    /// metrics (without this flag such a folder is refused).
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// `--resume` / `--overwrite` / neither, as the trainer's start mode.
+pub fn start_mode(resume: bool, overwrite: bool) -> Start {
+    match (resume, overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::New,
+    }
+}
+
+/// A test hook, `MEDU1_FAULT_ABORT=PHASE:STEP`: the process aborts (as under `kill -9`: no
+/// destructor, no flush) when step STEP enters PHASE (`rollout`, `reference`, `update`,
+/// `validation`, `checkpoint`, `checkpoint written`) or, for `checkpoint-export`, in the middle
+/// of writing that step's checkpoint. The kill tests use it to stop the trainer at chosen points.
+#[derive(Debug, Clone, Default)]
+pub struct FaultPoint {
+    phase: String,
+    step: u64,
+    /// Set when the export of the armed step's checkpoint should abort.
+    in_export: Arc<AtomicBool>,
+}
+
+impl FaultPoint {
+    pub fn from_env() -> Option<FaultPoint> {
+        let v = std::env::var("MEDU1_FAULT_ABORT").ok()?;
+        let (phase, step) = v.rsplit_once(':')?;
+        Some(FaultPoint {
+            phase: phase.to_string(),
+            step: step.parse().ok()?,
+            in_export: Arc::default(),
+        })
+    }
+
+    /// Called at every phase of step `step`.
+    pub fn at(&self, step: u64, phase: &str) {
+        if step != self.step {
+            return;
+        }
+        if self.phase == phase {
+            eprintln!("MEDU1_FAULT_ABORT: aborting at {phase} of step {step}");
+            std::process::abort();
+        }
+        if self.phase == "checkpoint-export" && phase == "checkpoint" {
+            self.in_export.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Called from inside a checkpoint write.
+    pub fn in_export(&self) {
+        if self.in_export.load(Ordering::SeqCst) {
+            eprintln!("MEDU1_FAULT_ABORT: aborting inside a checkpoint write");
+            std::process::abort();
+        }
+    }
 }
 
 /// Writes a Hugging Face folder: weights + config.json (save_hf), tokenizer.json and a
@@ -45,6 +107,15 @@ pub fn export_hf(model: &Model, tokenizer: &Tokenizer, dir: &Path) -> Result<(),
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let cfg: TrainConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
+    // Everything that can be refused is refused before the model loads and the warm-up runs.
+    cfg.validate()
+        .with_context(|| format!("{}", a.config.display()))?;
+    let start = start_mode(a.resume, a.overwrite);
+    medu1_rl::run::prepare_run_dir(&cfg.trainer.out_dir, start)?;
+    if cfg.warmup.is_some() {
+        medu1_rl::run::prepare_run_dir(&cfg.trainer.out_dir.join("warmup"), start)?;
+    }
+    let fault = FaultPoint::from_env();
     let model_path = super::setup::resolve_model(&cfg.model.path)?;
     eprintln!("loading {} for training", model_path.display());
     let (policy, tokenizer) = medu1_model::load(&model_path, LoadOptions::train())
@@ -56,10 +127,16 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     let steps = cfg.trainer.steps as u64;
     let warn_at = cfg.trainer.zero_variance_warn;
-    let policy = warm_up(&cfg, policy, &tokenizer, &rewarder, a.resume)?;
-    let mut t = Grpo::new(cfg, policy, tokenizer.clone(), Box::new(rewarder), a.resume)?;
+    let policy = warm_up(&cfg, policy, &tokenizer, &rewarder, start == Start::Resume)?;
+    let mut t = Grpo::new(cfg, policy, tokenizer.clone(), Box::new(rewarder), start)?;
     let tok = tokenizer.clone();
-    t.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
+    let export_fault = fault.clone();
+    t.export_hf = Some(Exporter(Box::new(move |m, dir| {
+        if let Some(f) = &export_fault {
+            f.in_export();
+        }
+        export_hf(m, &tok, dir)
+    })));
     eprintln!(
         "{} training prompts ({} filtered as too long), {} validation prompts; run folder {}",
         t.train.len(),
@@ -80,8 +157,12 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     while t.step < steps {
         let mut tokens = 0usize;
         let mut phase = "";
+        let next = t.step + 1;
         let rec = t.step(&mut |p| match p {
             Progress::Phase(name) => {
+                if let Some(f) = &fault {
+                    f.at(next, name);
+                }
                 phase = name;
                 bar.set_message(name);
             }
@@ -177,7 +258,25 @@ fn warm_up(
     let Some(w) = &cfg.warmup else {
         return Ok(policy);
     };
-    if resume && medu1_rl::checkpoint::latest(&cfg.trainer.out_dir).is_some() {
+    if resume && medu1_rl::checkpoint::latest(&cfg.trainer.out_dir)?.is_some() {
+        // The GRPO checkpoint replaces the policy's weights, but the frozen reference is built
+        // from the policy first and must be the model GRPO started from: the warm-up's result.
+        let dir = cfg.trainer.out_dir.join("warmup");
+        let ck = medu1_rl::checkpoint::latest(&dir)?.with_context(|| {
+            format!(
+                "resuming a run with a [warmup]: no warm-up checkpoint in {} to rebuild the reference model from",
+                dir.join("checkpoints").display()
+            )
+        })?;
+        let loaded = medu1_rl::checkpoint::load(&ck, policy.trainable_vars())?;
+        anyhow::ensure!(
+            loaded.state.kind == "sft" && loaded.state.step == w.steps as u64,
+            "{}: not the final warm-up checkpoint (kind `{}`, step {} of {})",
+            ck.display(),
+            loaded.state.kind,
+            loaded.state.step,
+            w.steps
+        );
         return Ok(policy);
     }
     let mut w = w.clone();
@@ -189,7 +288,8 @@ fn warm_up(
         let path = cfg.trainer.out_dir.join("val_before_warmup.json");
         medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
     }
-    let mut sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), true)?;
+    // A fresh run's warm-up folder was checked (or cleared by --overwrite) before we got here.
+    let mut sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), resume)?;
     let tok = tokenizer.clone();
     sft.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
     Ok(run_sft(sft)?.into_policy())
