@@ -62,3 +62,8 @@ fn run_unittest(script: &str, expect: &str) {
 fn verl_and_openrlhf_score_every_sample_as_medu1_score() {
     run_unittest("integrations/tests/test_frameworks.py", "Ran 7 tests");
 }
+
+#[test]
+fn trl_grpo_trainer_scores_every_completion_as_medu1_score() {
+    run_unittest("integrations/trl/test_trl.py", "Ran 1 test");
+}
