@@ -6,7 +6,7 @@
 #  - a venv with llama-cpp-python's OpenAI-compatible server (built from source once, 5-10 minutes),
 #    for medu1-eval's real-server test (MEDU1_LLAMA_PYTHON); MEDU1_SKIP_LLAMA=1 skips it,
 #  - a venv with torch, verl 0.9.1, OpenRLHF 0.11.2 and TRL 1.16 (scripts/integrations_venv.sh;
-#    about 4 minutes cold, mostly torch's CUDA wheels), in which medu1-cli's `frameworks` test drives
+#    8m42s cold on the shared 2-core test machine, mostly torch's CUDA wheels), in which medu1-cli's `frameworks` test drives
 #    the frameworks' own reward code (MEDU1_FRAMEWORKS_PYTHON); MEDU1_SKIP_FRAMEWORKS=1 skips it
 #    (outside CI; with CI=true the test fails without the venv).
 # Tests that need ../shared skip with a message when it is absent.
