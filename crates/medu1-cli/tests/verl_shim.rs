@@ -47,6 +47,6 @@ fn verl_shim_against_live_server() {
     let text = String::from_utf8_lossy(&out.stderr);
     println!("{text}");
     assert!(out.status.success(), "python shim tests failed:\n{text}");
-    assert!(text.contains("Ran 7 tests"), "all shim tests ran: {text}");
+    assert!(text.contains("Ran 12 tests"), "all shim tests ran: {text}");
     drop(server);
 }

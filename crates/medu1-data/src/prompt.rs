@@ -225,6 +225,7 @@ impl PromptBuilder {
             extra_info: ExtraInfo {
                 split: sample.split.clone(),
                 index,
+                reward: None,
             },
         })
     }

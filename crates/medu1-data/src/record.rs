@@ -6,6 +6,11 @@
 //!  "extra_info": {"split", "index"}}
 //! ```
 //!
+//! verl hands a custom reward function only `reward_model.ground_truth` and the row's
+//! `extra_info`, never the rest of `reward_model`. Rows written for training with medu1's rewards
+//! therefore repeat what the reward needs in `extra_info` ([`RewardInfo`]); rows read from the
+//! released files carry none.
+//!
 //! Two key orders exist in the wild and both are reproduced: the data script's dict-literal order
 //! ([`KeyOrder::Script`]), and the sorted struct-field order that pyarrow gives the released
 //! parquet files and the JSONL converted from them ([`KeyOrder::Sorted`]).
@@ -38,6 +43,33 @@ pub struct RewardModel {
 pub struct ExtraInfo {
     pub split: String,
     pub index: i64,
+    /// The reward's inputs, for verl's reward functions; `None` keeps the released layout.
+    pub reward: Option<RewardInfo>,
+}
+
+/// What the Med-U1 reward needs beyond the ground truth, repeated in `extra_info`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewardInfo {
+    pub data_source: String,
+    pub num_tokens: i64,
+    pub lower_limit: Option<String>,
+    pub upper_limit: Option<String>,
+    /// `multiple_choice`, `numeric`, `date`, `week_day` or `free_text`: how the answer is graded.
+    pub output_type: String,
+}
+
+impl VerlRecord {
+    /// Copies the reward's inputs into `extra_info` (see the module docs).
+    pub fn with_reward_info(mut self, output_type: &str) -> VerlRecord {
+        self.extra_info.reward = Some(RewardInfo {
+            data_source: self.data_source.clone(),
+            num_tokens: self.reward_model.num_tokens,
+            lower_limit: self.reward_model.lower_limit.clone(),
+            upper_limit: self.reward_model.upper_limit.clone(),
+            output_type: output_type.to_string(),
+        });
+        self
+    }
 }
 
 /// Which key order a serialized record uses.
@@ -163,6 +195,7 @@ impl VerlRecord {
                     None | Some(OValue::Null) => -1,
                     Some(_) => int(ei, "index", "extra_info.index")?,
                 },
+                reward: None,
             },
         })
     }
@@ -263,15 +296,34 @@ impl Serialize for Rm<'_> {
 
 impl Serialize for Ei<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        match self.1 {
-            KeyOrder::Sorted => {
-                m.serialize_entry("index", &self.0.index)?;
-                m.serialize_entry("split", &self.0.split)?;
+        let e = self.0;
+        let mut m = s.serialize_map(Some(if e.reward.is_some() { 7 } else { 2 }))?;
+        match (self.1, &e.reward) {
+            (KeyOrder::Sorted, None) => {
+                m.serialize_entry("index", &e.index)?;
+                m.serialize_entry("split", &e.split)?;
             }
-            KeyOrder::Script => {
-                m.serialize_entry("split", &self.0.split)?;
-                m.serialize_entry("index", &self.0.index)?;
+            (KeyOrder::Script, None) => {
+                m.serialize_entry("split", &e.split)?;
+                m.serialize_entry("index", &e.index)?;
+            }
+            (KeyOrder::Sorted, Some(r)) => {
+                m.serialize_entry("data_source", &r.data_source)?;
+                m.serialize_entry("index", &e.index)?;
+                m.serialize_entry("lower_limit", &r.lower_limit)?;
+                m.serialize_entry("num_tokens", &r.num_tokens)?;
+                m.serialize_entry("output_type", &r.output_type)?;
+                m.serialize_entry("split", &e.split)?;
+                m.serialize_entry("upper_limit", &r.upper_limit)?;
+            }
+            (KeyOrder::Script, Some(r)) => {
+                m.serialize_entry("split", &e.split)?;
+                m.serialize_entry("index", &e.index)?;
+                m.serialize_entry("data_source", &r.data_source)?;
+                m.serialize_entry("num_tokens", &r.num_tokens)?;
+                m.serialize_entry("lower_limit", &r.lower_limit)?;
+                m.serialize_entry("upper_limit", &r.upper_limit)?;
+                m.serialize_entry("output_type", &r.output_type)?;
             }
         }
         m.end()

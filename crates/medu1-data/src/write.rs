@@ -9,12 +9,17 @@
 //!   `list<element: struct<content: string, role: string>>`; `reward_model`:
 //!   `struct<ground_truth: string, lower_limit: string|null, num_tokens: int64, style: string,
 //!   upper_limit: string|null>` (the limit columns have pyarrow's `null` type when every value is
-//!   null, as in the released files); `extra_info`: `struct<index: int64, split: string>`. Snappy.
+//!   null, as in the released files); `extra_info`: `struct<index: int64, split: string>`, or, for
+//!   records carrying [`crate::record::RewardInfo`], `struct<data_source: string, index: int64,
+//!   lower_limit, num_tokens: int64, output_type: string, split: string, upper_limit>`. Snappy.
 //! * **OpenRLHF JSONL**: `{"prompt": <templated prompt>, "label": <JSON string>}` per line, for
 //!   `--input_key prompt --label_key label`. The label string is the JSON object
 //!   `{"ground_truth": str, "data_source": str, "num_tokens": int, "lower_limit": str|null,
-//!   "upper_limit": str|null, "split": str, "index": int}`; a reward server parses it to call the
-//!   Med-U1 scorer with the same arguments verl's reward manager would pass.
+//!   "upper_limit": str|null, "eos": "in_text", "split": str, "index": int}` plus `output_type`
+//!   when the record carries it; a reward server parses it to call the Med-U1 scorer with the same
+//!   arguments verl's reward manager would pass. `eos: "in_text"` states OpenRLHF's convention:
+//!   its agent executor decodes the query with special tokens kept, so a response that stopped on
+//!   the end-of-sequence token already ends with it and one that was truncated does not.
 
 use crate::record::{KeyOrder, VerlRecord};
 use arrow_array::builder::OffsetBufferBuilder;
@@ -100,6 +105,9 @@ pub fn openrlhf_label(r: &VerlRecord) -> String {
         num_tokens: i64,
         lower_limit: Option<&'a str>,
         upper_limit: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output_type: Option<&'a str>,
+        eos: &'a str,
         split: &'a str,
         index: i64,
     }
@@ -110,6 +118,8 @@ pub fn openrlhf_label(r: &VerlRecord) -> String {
         num_tokens: rm.num_tokens,
         lower_limit: rm.lower_limit.as_deref(),
         upper_limit: rm.upper_limit.as_deref(),
+        output_type: r.extra_info.reward.as_ref().map(|x| x.output_type.as_str()),
+        eos: "in_text",
         split: &r.extra_info.split,
         index: r.extra_info.index,
     })
@@ -206,31 +216,14 @@ pub fn to_record_batch(records: &[VerlRecord]) -> Result<RecordBatch, arrow_sche
         None,
     )?;
 
-    // extra_info
-    let ei_fields = Fields::from(vec![
-        Field::new("index", DataType::Int64, true),
-        utf8("split"),
-    ]);
-    let ei = StructArray::try_new(
-        ei_fields.clone(),
-        vec![
-            Arc::new(Int64Array::from(
-                records
-                    .iter()
-                    .map(|r| r.extra_info.index)
-                    .collect::<Vec<_>>(),
-            )) as ArrayRef,
-            strings(&|r| &r.extra_info.split),
-        ],
-        None,
-    )?;
+    let (ei_fields, ei) = extra_info_columns(records)?;
 
     let schema = Schema::new(vec![
         utf8("data_source"),
         Field::new("prompt", DataType::List(elem), true),
         utf8("ability"),
         Field::new("reward_model", DataType::Struct(rm_fields), true),
-        Field::new("extra_info", DataType::Struct(ei_fields), true),
+        Field::new("extra_info", DataType::Struct(ei_fields.clone()), true),
     ]);
     RecordBatch::try_new(
         Arc::new(schema),
@@ -239,9 +232,76 @@ pub fn to_record_batch(records: &[VerlRecord]) -> Result<RecordBatch, arrow_sche
             Arc::new(prompt),
             strings(&|r| &r.ability),
             Arc::new(rm),
-            Arc::new(ei),
+            Arc::new(StructArray::try_new(ei_fields, ei, None)?),
         ],
     )
+}
+
+/// `extra_info`'s fields and columns: the released pair, or with the reward's inputs when the
+/// records carry them (all or none, so that the file has one schema).
+fn extra_info_columns(
+    records: &[VerlRecord],
+) -> Result<(Fields, Vec<ArrayRef>), arrow_schema::ArrowError> {
+    let index: ArrayRef = Arc::new(Int64Array::from(
+        records
+            .iter()
+            .map(|r| r.extra_info.index)
+            .collect::<Vec<_>>(),
+    ));
+    let split: ArrayRef = Arc::new(StringArray::from(
+        records
+            .iter()
+            .map(|r| r.extra_info.split.as_str())
+            .collect::<Vec<_>>(),
+    ));
+    let index_f = Field::new("index", DataType::Int64, true);
+    let utf8 = |name: &str| Field::new(name, DataType::Utf8, true);
+    let infos: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.extra_info.reward.as_ref())
+        .collect();
+    if infos.is_empty() {
+        return Ok((
+            Fields::from(vec![index_f, utf8("split")]),
+            vec![index, split],
+        ));
+    }
+    if infos.len() != records.len() {
+        return Err(arrow_schema::ArrowError::InvalidArgumentError(format!(
+            "{} of {} records carry reward info in extra_info; a file needs all or none",
+            infos.len(),
+            records.len()
+        )));
+    }
+    let (lo_t, lo) = limit_column(infos.iter().map(|r| r.lower_limit.as_deref()).collect());
+    let (hi_t, hi) = limit_column(infos.iter().map(|r| r.upper_limit.as_deref()).collect());
+    let strings = |f: &dyn Fn(&crate::record::RewardInfo) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from(
+            infos.iter().map(|r| f(r)).collect::<Vec<_>>(),
+        ))
+    };
+    Ok((
+        Fields::from(vec![
+            utf8("data_source"),
+            index_f,
+            Field::new("lower_limit", lo_t, true),
+            Field::new("num_tokens", DataType::Int64, true),
+            utf8("output_type"),
+            utf8("split"),
+            Field::new("upper_limit", hi_t, true),
+        ]),
+        vec![
+            strings(&|r| &r.data_source),
+            index,
+            lo,
+            Arc::new(Int64Array::from(
+                infos.iter().map(|r| r.num_tokens).collect::<Vec<_>>(),
+            )),
+            strings(&|r| &r.output_type),
+            split,
+            hi,
+        ],
+    ))
 }
 
 /// verl rows as a snappy-compressed parquet file.

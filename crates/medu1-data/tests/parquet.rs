@@ -92,3 +92,76 @@ print(len(rows))
     assert_eq!(n, recs.len());
     println!("pyarrow read {n} rows equal to the JSONL");
 }
+
+/// verl hands a reward function only the ground truth and `extra_info`: records carrying the
+/// reward's inputs write them there, in parquet as in JSONL, and the released layout is unchanged.
+#[test]
+fn extra_info_carries_the_reward_inputs_in_parquet_and_jsonl() {
+    use arrow_array::{Array, Int64Array, StringArray, StructArray};
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<VerlRecord> = records()
+        .into_iter()
+        .map(|r| r.with_reward_info("numeric"))
+        .collect();
+    let pq = dir.path().join("out.parquet");
+    write_verl_parquet(&pq, &recs).unwrap();
+    let f = std::fs::File::open(&pq).unwrap();
+    let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let ei = batch
+        .column_by_name("extra_info")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .unwrap();
+    let names: Vec<_> = ei.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "data_source",
+            "index",
+            "lower_limit",
+            "num_tokens",
+            "output_type",
+            "split",
+            "upper_limit"
+        ]
+    );
+    let col = |n: &str| ei.column_by_name(n).unwrap().clone();
+    let budgets = col("num_tokens");
+    let budgets = budgets.as_any().downcast_ref::<Int64Array>().unwrap();
+    let lower = col("lower_limit");
+    let lower = lower.as_any().downcast_ref::<StringArray>().unwrap();
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(budgets.value(i), r.reward_model.num_tokens, "row {i}");
+        assert_eq!(
+            (!lower.is_null(i)).then(|| lower.value(i)),
+            r.reward_model.lower_limit.as_deref(),
+            "row {i}"
+        );
+    }
+    assert!(budgets.iter().any(|b| b == Some(512)) && budgets.iter().any(|b| b == Some(-300)));
+    // Reading the file back gives the same rows (the copies in extra_info are not part of them).
+    let plain: Vec<VerlRecord> = records();
+    assert_eq!(read_records(&pq).unwrap(), plain);
+
+    let jl = dir.path().join("out.jsonl");
+    write_verl_jsonl(&jl, &recs, KeyOrder::Sorted).unwrap();
+    let line = std::fs::read_to_string(&jl).unwrap();
+    let first: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["extra_info"]["num_tokens"],
+        first["reward_model"]["num_tokens"]
+    );
+    assert_eq!(first["extra_info"]["data_source"], first["data_source"]);
+    assert_eq!(first["extra_info"]["output_type"], "numeric");
+    // Mixing rows with and without the copies would give one file two schemas.
+    let mut mixed = recs.clone();
+    mixed.extend(records());
+    assert!(write_verl_parquet(&pq, &mixed).is_err());
+}

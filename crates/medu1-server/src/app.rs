@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::metrics::{ErrorLabel, Metrics, RouteLabel};
-use crate::protocol::{Label, RewardBody, RewardResponse, ScoreBody, ScoreResponse};
+use crate::protocol::{Eos, Label, RewardBody, RewardResponse, ScoreBody, ScoreResponse};
 
 /// Counts response tokens for the length term when the client does not send the length.
 pub trait TokenCounter: Send + Sync + std::fmt::Debug {
@@ -42,8 +42,8 @@ pub struct ServerConfig {
     pub default_source: Option<String>,
     /// Reward given to a `/reward` sample the reference would raise on; `None` rejects the request.
     pub error_reward: Option<f64>,
-    /// Tokens added to a counted response length for the end-of-sequence token, which the
-    /// reference counts but decoded text (verl, `skip_special_tokens=True`) no longer shows.
+    /// Tokens the end-of-sequence marker adds to a counted response length when the text was
+    /// decoded without it (`eos: "stripped"`) and the response was not truncated.
     pub eos_tokens: usize,
     /// Batches at least this large are scored on all cores.
     pub parallel_threshold: usize,
@@ -212,35 +212,77 @@ fn parse_label(s: &AppState, row: usize, v: Option<&serde_json::Value>) -> Resul
             .row(row)
     };
     let default_source = || s.config.default_source.clone();
-    match v {
-        None => Err(bad(format!(
-            "labels[{row}] is missing: the Med-U1 reward needs the ground truth"
-        ))),
+    let label: Label = match v {
+        None => {
+            return Err(bad(format!(
+                "labels[{row}] is missing: the Med-U1 reward needs the ground truth"
+            )));
+        }
         Some(serde_json::Value::Object(_)) => {
             serde_json::from_value(v.cloned().unwrap_or_default())
-                .map_err(|e| bad(format!("labels[{row}]: {e}")))
+                .map_err(|e| bad(format!("labels[{row}]: {e}")))?
         }
         Some(serde_json::Value::String(text)) => {
             if text.trim_start().starts_with('{') {
-                serde_json::from_str(text).map_err(|e| bad(format!("labels[{row}]: {e}")))
+                serde_json::from_str(text).map_err(|e| bad(format!("labels[{row}]: {e}")))?
             } else {
-                Ok(Label {
-                    ground_truth: text.clone(),
-                    data_source: default_source(),
-                    num_tokens: -1,
-                    lower_limit: Default::default(),
-                    upper_limit: Default::default(),
-                    response_length: None,
-                    settings: None,
-                    split: None,
-                    index: None,
-                })
+                return Ok(Label::plain(text.clone(), default_source()));
             }
         }
-        Some(other) => Err(bad(format!(
-            "labels[{row}] must be a JSON string or object, got {other}"
-        ))),
+        Some(other) => {
+            return Err(bad(format!(
+                "labels[{row}] must be a JSON string or object, got {other}"
+            )));
+        }
+    };
+    if let Some(key) = label.unknown_key() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_label",
+            format!(
+                "labels[{row}] has unknown key `{key}` (a misspelt field would silently change the \
+                 reward; send \"allow_unknown_keys\": true in the label to accept extra keys)"
+            ),
+        )
+        .field(format!("labels.{key}"))
+        .row(row));
     }
+    Ok(label)
+}
+
+/// The response length L the reference would have seen (spec §3: every generated token up to and
+/// including the end-of-sequence token), counted with the server's tokenizer under the client's
+/// `eos` convention. `Ok(None)` when the server has no tokenizer.
+fn counted_length(
+    s: &AppState,
+    text: &str,
+    eos: Eos,
+    truncated: Option<bool>,
+    max_response_length: Option<u64>,
+) -> Result<Option<f64>, String> {
+    let Some(counter) = &s.counter else {
+        return Ok(None);
+    };
+    let n = counter.count(text);
+    let added = match eos {
+        // A trailing end-of-sequence token is in the text and counted there, exactly once.
+        Eos::InText => 0,
+        Eos::Stripped => {
+            let cut = truncated.or(max_response_length.map(|m| n as u64 >= m));
+            match cut {
+                Some(true) => 0,
+                Some(false) => s.config.eos_tokens,
+                None => {
+                    return Err(
+                        "eos \"stripped\" needs `truncated` or `max_response_length` to tell \
+                         whether the response ended with the end-of-sequence token"
+                            .into(),
+                    );
+                }
+            }
+        }
+    };
+    Ok(Some((n + added) as f64))
 }
 
 /// Builds the scorer's request from an OpenRLHF sample.
@@ -273,10 +315,29 @@ fn to_request(
     };
     let length = match label.response_length {
         Some(l) => Some(l),
-        None if label.num_tokens != -1 => s
-            .counter
-            .as_ref()
-            .map(|c| (c.count(&response) + s.config.eos_tokens) as f64),
+        None if label.num_tokens != -1 => {
+            let bad = |msg: String| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_label", msg).row(row)
+            };
+            let counted = counted_length(
+                s,
+                &response,
+                label.eos.unwrap_or(Eos::InText),
+                label.truncated,
+                label.max_response_length,
+            )
+            .map_err(|m| bad(format!("labels[{row}]: {m}")).field("labels.eos"))?;
+            // Without a length the scorer would fall back to a word count, silently far from the
+            // token count the budget is about.
+            Some(counted.ok_or_else(|| {
+                bad(format!(
+                    "labels[{row}] has a budget (num_tokens {}) but no response_length, and the \
+                     server has no --tokenizer to count the response",
+                    label.num_tokens
+                ))
+                .field("labels.response_length")
+            })?)
+        }
         None => None,
     };
     let (solution_str, prompt, response) = match prompt {
@@ -324,17 +385,23 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
         }
         let mut reqs = Vec::with_capacity(n);
         for (i, (q, l)) in body.query.into_iter().zip(&labels).enumerate() {
-            let label = parse_label(&st, i, Some(l))?;
             let prompt = body.prompts.as_ref().map(|p| p[i].as_str());
-            reqs.push(to_request(&st, i, q, prompt, label)?);
+            let req = parse_label(&st, i, Some(l)).and_then(|label| to_request(&st, i, q, prompt, label));
+            match req {
+                // With --error-reward a bad label scores like a sample the scorer rejects: OpenRLHF
+                // drops a 4xx answer and trains on `None`, never showing its body.
+                Err(e) if st.config.error_reward.is_none() => return Err(e),
+                r => reqs.push(r),
+            }
         }
         let st2 = st.clone();
         let results = blocking(&st, move || {
             let profile = &st2.config.profile;
             score_all(reqs.len(), st2.config.parallel_threshold, |i| {
-                let r = &reqs[i];
+                let r = reqs[i].as_ref().map_err(|e| Failure::Label(e.message.clone()))?;
                 score_request(profile, r, ScoreOptions::default())
                     .map(|o| (o.clone(), correctness(profile, r, &o)))
+                    .map_err(Failure::Score)
             })
         })
         .await?;
@@ -344,7 +411,7 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
             extra_logs: Default::default(),
         };
         let mut logs: [Vec<f64>; 4] = Default::default();
-        let mut errors = 0usize;
+        let (mut errors, mut label_errors) = (0usize, 0usize);
         for (i, r) in results.into_iter().enumerate() {
             match r {
                 Ok((o, acc)) => {
@@ -355,11 +422,34 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
                     logs[2].push(o.length);
                     logs[3].push(0.0);
                 }
-                Err(e) => {
+                Err(failure) => {
                     let Some(v) = st.config.error_reward else {
-                        return Err(row_error(i, &e));
+                        return Err(match failure {
+                            Failure::Score(e) => row_error(i, &e),
+                            // Unreachable: without --error-reward a bad label ends the request.
+                            Failure::Label(m) => ApiError::new(
+                                StatusCode::UNPROCESSABLE_ENTITY,
+                                "invalid_label",
+                                m,
+                            )
+                            .row(i),
+                        });
                     };
-                    errors += 1;
+                    let message = match &failure {
+                        Failure::Label(m) => {
+                            label_errors += 1;
+                            m.clone()
+                        }
+                        Failure::Score(e) => {
+                            errors += 1;
+                            e.to_string()
+                        }
+                    };
+                    tracing::warn!(
+                        row = i,
+                        reward = v,
+                        "/reward sample {i} cannot be scored ({message}); answered --error-reward {v}"
+                    );
                     out.rewards.push(v);
                     out.scores.push(0.0);
                     logs[0].push(0.0);
@@ -378,6 +468,15 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
                 })
                 .inc_by(errors as u64);
         }
+        if label_errors > 0 {
+            st.metrics
+                .errors
+                .get_or_create(&ErrorLabel {
+                    route: "reward",
+                    kind: "label",
+                })
+                .inc_by(label_errors as u64);
+        }
         let [format, answer, length, error] = logs;
         out.extra_logs.insert("format_reward", format);
         out.extra_logs.insert("answer_reward", answer);
@@ -386,6 +485,12 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
         Ok((Json(out).into_response(), n))
     })
     .await
+}
+
+/// Why a `/reward` sample got no reward of its own.
+enum Failure {
+    Label(String),
+    Score(RowError),
 }
 
 /// 0/1 correctness by the Med-U1 validation scorer (0 where it raises).
@@ -437,9 +542,10 @@ async fn score(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
         let (results, errors) = blocking(&st, move || {
             let profile = &st2.config.profile;
             let results = score_all(rows.len(), st2.config.parallel_threshold, |i| {
-                let parsed = ScoreRequest::deserialize_row(&rows[i]).map(|mut r| {
-                    count_length(&st2, &mut r);
-                    r
+                let parsed = split_length_fields(&rows[i]).and_then(|(fields, row)| {
+                    let mut r = ScoreRequest::deserialize_row(&row)?;
+                    count_length(&st2, &mut r, fields)?;
+                    Ok(r)
                 });
                 match parsed.and_then(|r| score_request(profile, &r, opts).map(|o| (r, o))) {
                     Ok((r, o)) => {
@@ -472,15 +578,63 @@ async fn score(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
     .await
 }
 
+/// The server-side fields of a `/score` row that say how to count its length (see [`Eos`]).
+#[derive(Debug, Default)]
+struct LengthFields {
+    eos: Option<Eos>,
+    truncated: Option<bool>,
+    max_response_length: Option<u64>,
+}
+
+/// Takes `eos`, `truncated` and `max_response_length` out of a `/score` row, leaving the
+/// library's [`ScoreRequest`].
+fn split_length_fields(
+    row: &serde_json::Value,
+) -> Result<(LengthFields, serde_json::Value), RowError> {
+    let mut row = row.clone();
+    let mut fields = LengthFields::default();
+    if let Some(obj) = row.as_object_mut() {
+        fn take<T: DeserializeOwned>(
+            obj: &mut serde_json::Map<String, serde_json::Value>,
+            key: &str,
+        ) -> Result<Option<T>, RowError> {
+            match obj.remove(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => serde_json::from_value(v)
+                    .map(Some)
+                    .map_err(|e| RowError::Invalid {
+                        field: Some(key.to_string()),
+                        message: format!("{key}: {e}"),
+                    }),
+            }
+        }
+        fields.eos = take(obj, "eos")?;
+        fields.truncated = take(obj, "truncated")?;
+        fields.max_response_length = take(obj, "max_response_length")?;
+    }
+    Ok((fields, row))
+}
+
 /// Counts the response's tokens with the server's tokenizer when the length term needs a length
 /// the request did not send (only for requests that give `response` separately).
-fn count_length(s: &AppState, r: &mut ScoreRequest) {
+fn count_length(s: &AppState, r: &mut ScoreRequest, f: LengthFields) -> Result<(), RowError> {
     if r.valid_response_length.is_some() || r.num_tokens == -1 {
-        return;
+        return Ok(());
     }
-    if let (Some(counter), Some(resp)) = (&s.counter, &r.response) {
-        r.valid_response_length = Some((counter.count(resp) + s.config.eos_tokens) as f64);
+    if let Some(resp) = &r.response {
+        r.valid_response_length = counted_length(
+            s,
+            resp,
+            f.eos.unwrap_or(Eos::InText),
+            f.truncated,
+            f.max_response_length,
+        )
+        .map_err(|message| RowError::Invalid {
+            field: Some("eos".into()),
+            message,
+        })?;
     }
+    Ok(())
 }
 
 trait DeserializeRow: Sized {

@@ -83,20 +83,170 @@ async fn openrlhf_protocol_scores_with_labels() {
     assert_eq!(v["rewards"], json!([]));
 }
 
+async fn reward(base: &str, queries: Vec<String>, labels: Vec<Value>) -> (u16, Value) {
+    let n = queries.len();
+    let labels: Vec<String> = labels.iter().map(Value::to_string).collect();
+    let body = json!({"query": queries, "prompts": vec![PROMPT; n], "labels": labels});
+    post_raw(&format!("{base}/reward"), body.to_string()).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn length_term_uses_the_tokenizer_when_the_label_has_no_length() {
     let (base, _stop) = start(ServerConfig::default()).await;
-    // 100 words of thinking + the answer: the counter sees 103 "tokens", +1 for EOS = 104.
+    // 100 words of thinking + the answer: the counter sees 103 "tokens"; the text decoded with its
+    // special tokens (OpenRLHF) ends with the EOS, the 104th.
     let think = vec!["w"; 100].join(" ");
-    let label = json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": 104}).to_string();
-    let body = json!({
-        "query": [format!("{PROMPT}<think> {think} </think> <answer>C</answer>")],
-        "prompts": [PROMPT],
-        "labels": [label],
-    });
-    let (status, v) = post_raw(&format!("{base}/reward"), body.to_string()).await;
+    let label = json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": 104});
+    let query = format!("{PROMPT}<think> {think} </think> <answer>C</answer> <|im_end|>");
+    let (status, v) = reward(&base, vec![query], vec![label]).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["extra_logs"]["length_reward"], json!([1.0]));
+}
+
+/// OpenRLHF decodes the query with special tokens kept, so a response that stopped on EOS already
+/// ends with it; the server used to count it and then add `--eos-tokens 1` on top.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eos_in_the_openrlhf_query_is_not_counted_twice() {
+    let (base, _stop) = start(ServerConfig::default()).await;
+    let think = vec!["w"; 100].join(" ");
+    let stopped = format!("{PROMPT}<think> {think} </think> <answer>C</answer> <|im_end|>");
+    let truncated = format!("{PROMPT}<think> {think} </think> <answer>C</answer>");
+    // Budget 1604: |L - N| / 1500 is 1 - Δ, so Δ shows L exactly.
+    let label =
+        json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": 1604, "eos": "in_text"});
+    let (status, v) = reward(&base, vec![stopped, truncated], vec![label.clone(), label]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(lengths_under_1604(&v), vec![104.0, 103.0], "{v}");
+}
+
+/// The response lengths L behind `/reward`'s length terms for budget N = 1604 (exact mode, L < N):
+/// Δ = 1 - (N - L) / 1500.
+fn lengths_under_1604(v: &Value) -> Vec<f64> {
+    v["extra_logs"]["length_reward"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| ((1604.0 - 1500.0 * (1.0 - x.as_f64().unwrap())) * 1e6).round() / 1e6)
+        .collect()
+}
+
+/// verl and TRL decode without special tokens: the EOS is added only to a response that was not
+/// truncated, as the label says (`truncated`) or as `max_response_length` shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripped_eos_is_added_only_to_responses_that_were_not_truncated() {
+    let (base, _stop) = start(ServerConfig::default()).await;
+    let think = vec!["w"; 100].join(" ");
+    let q = format!("{PROMPT}<think> {think} </think> <answer>C</answer>");
+    let l = |extra: Value| {
+        let mut v = json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": 1604, "eos": "stripped"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let labels = vec![
+        l(json!({"truncated": false})),
+        l(json!({"truncated": true})),
+        l(json!({"max_response_length": 103})),
+        l(json!({"max_response_length": 4096})),
+    ];
+    let (status, v) = reward(&base, vec![q.clone(); 4], labels).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        lengths_under_1604(&v),
+        vec![104.0, 103.0, 103.0, 104.0],
+        "{v}"
+    );
+
+    // Without either the server cannot know; it says so instead of guessing.
+    let (status, v) = reward(&base, vec![q.clone()], vec![l(json!({}))]).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "labels.eos", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("truncated"), "{v}");
+
+    // The same convention on /score.
+    let row = |extra: Value| {
+        let mut v = json!({"data_source": "MedIQ", "prompt": PROMPT,
+            "response": format!("<think> {think} </think> <answer>C</answer>"),
+            "ground_truth": "C", "num_tokens": 104});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let body = json!({"requests": [
+        row(json!({"eos": "stripped", "truncated": false})),
+        row(json!({"eos": "stripped", "max_response_length": 103})),
+        row(json!({})),
+        row(json!({"eos": "stripped"})),
+        row(json!({"eos": "sometimes"})),
+    ]});
+    let (s, v) = post_raw(&format!("{base}/score"), body.to_string()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["results"][0]["valid_response_length"], 104.0, "{v}");
+    assert_eq!(v["results"][1]["valid_response_length"], 103.0, "{v}");
+    assert_eq!(v["results"][2]["valid_response_length"], 103.0, "{v}");
+    assert_eq!(v["results"][3]["error"]["field"], "eos", "{v}");
+    assert_eq!(v["results"][4]["error"]["field"], "eos", "{v}");
+    assert_eq!(v["errors"], 2);
+}
+
+/// A misspelt label key (`num_token`) used to be ignored: the budget was lost and a correct
+/// answer scored 2.0 instead of 2 + Δ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_label_keys_are_rejected_naming_the_key() {
+    let (base, _stop) = start(ServerConfig::default()).await;
+    let q = format!("{PROMPT}<think>a b</think><answer>C</answer> <|im_end|>");
+    let typo = json!({"ground_truth": "C", "data_source": "MedIQ", "num_token": 200});
+    let (status, v) = reward(&base, vec![q.clone()], vec![typo.clone()]).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["field"], "labels.num_token", "{v}");
+    assert_eq!(v["row"], 0, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("`num_token`"),
+        "{v}"
+    );
+
+    // The keys verl adds to extra_info pass; the opt-out accepts anything else.
+    let verl = json!({"ground_truth": "C", "data_source": "MedIQ", "num_tokens": -1,
+        "num_turns": null, "rollout_reward_scores": {}, "split": "train", "index": 3});
+    let opted = json!({"ground_truth": "C", "data_source": "MedIQ", "num_token": 200,
+        "allow_unknown_keys": true});
+    let (status, v) = reward(&base, vec![q.clone(), q], vec![verl, opted]).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["rewards"], json!([2.0, 2.0]));
+}
+
+/// OpenRLHF retries a 4xx and then trains on `reward=None` without showing the body; with
+/// --error-reward a bad label gets that reward, a log line and a metric instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_reward_also_answers_bad_labels_and_counts_them() {
+    let config = ServerConfig {
+        error_reward: Some(-3.0),
+        ..ServerConfig::default()
+    };
+    let (base, _stop) = start(config).await;
+    let q = format!("{PROMPT}<think>a</think><answer>C</answer>");
+    let labels = vec![
+        json!({"ground_truth": "C", "data_source": "MedIQ", "num_token": 200}),
+        json!({"ground_truth": "C", "data_source": "MedIQ"}),
+    ];
+    let (status, v) = reward(&base, vec![q.clone(), q], labels).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["rewards"], json!([-3.0, 2.0]));
+    assert_eq!(v["extra_logs"]["scoring_error"], json!([1.0, 0.0]));
+    let metrics = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"medu1_errors_total{route="reward",kind="label"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use medu1_core::{Sample, Task, TaskKind};
+use medu1_core::{CalcOutput, Sample, Task, TaskKind};
 use medu1_data::budget::{BudgetMode, BudgetSampler};
 use medu1_data::load::{Format, LoadOptions, load_path};
 use medu1_data::prompt::{PromptBuilder, Variant};
@@ -37,8 +37,14 @@ pub enum DataCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LabelFormat {
-    /// verl rows (`reward_model`, `extra_info`).
+    /// verl rows (`reward_model`, `extra_info`), with the reward's inputs (data source, budget,
+    /// limits, output type) repeated in `extra_info`, the only part of a row besides the ground
+    /// truth that verl hands to a reward function.
     Verl,
+    /// verl rows exactly as the released Med-U1 files lay them out (`extra_info` holds only
+    /// `index` and `split`); a reward function then needs the rows themselves to find budgets
+    /// and limits (see integrations/verl).
+    VerlReference,
     /// `{"prompt", "label"}` rows, the label a JSON string (see `medu1_data::write`).
     Openrlhf,
 }
@@ -101,8 +107,8 @@ fn rejected_path(out: &Path) -> PathBuf {
 fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
     let ext = a.output.extension().and_then(|e| e.to_str()).unwrap_or("");
     let out_format = match (ext, a.label_format) {
-        ("parquet", LabelFormat::Verl) => OutputFormat::VerlParquet,
-        ("jsonl", LabelFormat::Verl) => OutputFormat::VerlJsonl,
+        ("parquet", LabelFormat::Verl | LabelFormat::VerlReference) => OutputFormat::VerlParquet,
+        ("jsonl", LabelFormat::Verl | LabelFormat::VerlReference) => OutputFormat::VerlJsonl,
         ("jsonl", LabelFormat::Openrlhf) => OutputFormat::OpenRlhfJsonl,
         ("parquet", LabelFormat::Openrlhf) => {
             bail!("--label-format openrlhf writes JSONL; use a .jsonl output")
@@ -154,6 +160,9 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
                 None => s.budget,
             };
             let mut rec = builder.record(s, budget, i as i64)?;
+            if a.label_format != LabelFormat::VerlReference {
+                rec = rec.with_reward_info(output_type(s));
+            }
             if a.double_template {
                 let twice = builder.template.render_training_prompt(rec.content())?;
                 rec.prompt[0].content = twice;
@@ -189,6 +198,19 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// How the reward grades the answer, as written to `extra_info.output_type` and OpenRLHF labels.
+fn output_type(s: &Sample) -> &'static str {
+    match &s.task {
+        Task::MultipleChoice { .. } => "multiple_choice",
+        Task::Calculation { output, .. } => match output {
+            CalcOutput::Numeric => "numeric",
+            CalcOutput::Date => "date",
+            CalcOutput::WeekDay => "week_day",
+        },
+        Task::FreeText => "free_text",
+    }
 }
 
 /// The answer-type label `inspect` groups by.

@@ -38,7 +38,8 @@ pub struct ServeArgs {
     /// Scoring time limit per request, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
-    /// Tokens added to a counted response length for the end-of-sequence token.
+    /// Tokens the end-of-sequence marker adds to a counted response length when a request says
+    /// its text was decoded without it (`eos: "stripped"`) and was not truncated.
     #[arg(long, default_value_t = 1)]
     eos_tokens: usize,
     /// Worker threads for HTTP (scoring itself uses all cores for large batches).
