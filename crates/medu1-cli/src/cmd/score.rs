@@ -60,11 +60,38 @@ pub fn load_profile(spec: &str) -> Result<Profile> {
     Ok(profile)
 }
 
-/// The field named in a serde error message (serde quotes field names in backticks).
+/// The field named by serde's "missing field `x`" / "unknown field `x`" messages, the errors
+/// raised on the object itself (other backticks in serde messages quote the bad value).
 fn field_of(msg: &str) -> Option<String> {
-    let a = msg.find('`')?;
-    let b = msg[a + 1..].find('`')?;
-    Some(msg[a + 1..a + 1 + b].to_owned())
+    let rest = msg
+        .strip_prefix("missing field `")
+        .or_else(|| msg.strip_prefix("unknown field `"))?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The input's lines, each decoded on its own so that one line of invalid UTF-8 fails only
+/// itself. A leading UTF-8 byte-order mark (Windows editors write one) is skipped; `\r\n` endings
+/// are accepted as by [`str::lines`].
+fn split_lines(bytes: &[u8]) -> Vec<Result<&str, String>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            std::str::from_utf8(l).map_err(|e| {
+                format!(
+                    "line {}: invalid utf-8 at byte {} of the line",
+                    i + 1,
+                    e.valid_up_to()
+                )
+            })
+        })
+        .collect()
 }
 
 /// One scored or failed line.
@@ -84,7 +111,23 @@ fn score_line(profile: &Profile, line: &str, opts: ScoreOptions) -> Row {
             result: Err(e),
         };
     }
-    match serde_json::from_str::<ScoreRequest>(line) {
+    // serde_path_to_error names the field of a wrong-typed value (`num_tokens`,
+    // `settings.bleu_threshold`); serde's own message quotes only the value.
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = match serde_path_to_error::deserialize::<_, ScoreRequest>(&mut de) {
+        Ok(req) => de.end().map(|()| req).map_err(|e| (None, e.to_string())),
+        Err(e) => {
+            let message = e.inner().to_string();
+            let path = e.path().to_string();
+            let field = if path == "." {
+                field_of(&message)
+            } else {
+                Some(path)
+            };
+            Err((field, message))
+        }
+    };
+    match parsed {
         Ok(req) => {
             let result = score_request(profile, &req, opts);
             Row {
@@ -92,13 +135,11 @@ fn score_line(profile: &Profile, line: &str, opts: ScoreOptions) -> Row {
                 result,
             }
         }
-        Err(e) => {
-            let message = e.to_string();
+        Err((field, message)) => {
             // Keep the data source for the summary when the line is JSON at all.
             let data_source = serde_json::from_str::<Value>(line)
                 .ok()
                 .and_then(|v| v.get("data_source")?.as_str().map(str::to_owned));
-            let field = field_of(&message);
             Row {
                 data_source,
                 result: Err(RowError::Invalid { field, message }),
@@ -143,9 +184,9 @@ struct Summary {
 
 pub fn run(a: ScoreArgs) -> Result<()> {
     let profile = load_profile(&a.profile)?;
-    let text = std::fs::read_to_string(&a.input)
-        .with_context(|| format!("reading {}", a.input.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
+    let bytes =
+        std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let lines = split_lines(&bytes);
     let opts = ScoreOptions {
         components: true,
         trace: a.explain,
@@ -159,7 +200,16 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let rows: Vec<Row> = pool.install(|| {
         lines
             .par_iter()
-            .map(|l| score_line(&profile, l, opts))
+            .map(|l| match l {
+                Ok(l) => score_line(&profile, l, opts),
+                Err(message) => Row {
+                    data_source: None,
+                    result: Err(RowError::Invalid {
+                        field: None,
+                        message: message.clone(),
+                    }),
+                },
+            })
             .collect()
     });
 
@@ -252,6 +302,22 @@ mod tests {
         let v: Value = serde_json::from_str(&output_line(1, &row).unwrap()).unwrap();
         assert_eq!(v["error"]["field"], "lower_limit");
         assert_eq!(v["error"]["detail"]["python_exception"], "ValueError");
+    }
+
+    #[test]
+    fn lines_split_like_str_lines_and_decode_one_by_one() {
+        let got = split_lines(b"\xEF\xBB\xBFa\r\n\xff\nb\n\nc");
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0], Ok("a"));
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("line 2: invalid utf-8")
+        );
+        assert_eq!(got[2..], [Ok("b"), Ok(""), Ok("c")]);
+        assert!(split_lines(b"").is_empty());
+        assert_eq!(split_lines(b"x\n"), [Ok("x")]);
     }
 
     #[test]
