@@ -215,6 +215,8 @@ impl Parser<'_> {
             self.i += 1;
         }
         if self.i >= self.s.len() {
+            // A trailing backslash steps past the end; the error points at the end.
+            self.i = self.s.len();
             return Err(self.err("unterminated string"));
         }
         let out = self.src[start..self.i].to_string();
@@ -396,6 +398,8 @@ mod tests {
         assert!(parse("'open").is_err());
         assert!(parse("[1] x").is_err());
         assert!(parse("nan").is_err());
+        // Found by the fuzz target: a raw string ending in a backslash gave an offset past the end.
+        assert_eq!(parse(r"r'\").unwrap_err().offset, 3);
     }
 
     #[test]
