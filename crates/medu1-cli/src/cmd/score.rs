@@ -33,6 +33,10 @@ pub struct ScoreArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Rouge-L (quadratic in length) only for answers and ground truths of at most this many
+    /// normalised words, else the line's components carry `rouge_l_skipped`; 0: no cap.
+    #[arg(long, default_value_t = medu1_reward::DEFAULT_MAX_ROUGE_WORDS)]
+    max_rouge_words: usize,
     /// Exit with an error status when any line failed.
     #[arg(long)]
     strict: bool,
@@ -190,6 +194,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let opts = ScoreOptions {
         components: true,
         trace: a.explain,
+        max_rouge_words: (a.max_rouge_words > 0).then_some(a.max_rouge_words),
     };
     let threads = a
         .threads
@@ -325,7 +330,7 @@ mod tests {
         let p = Profile::med_u1();
         let opts = ScoreOptions {
             components: true,
-            trace: false,
+            ..Default::default()
         };
         let row = score_line(
             &p,
@@ -350,5 +355,99 @@ mod tests {
         assert!(p.fixes.bleu_percent_scale);
         assert!(load_profile("nope-not-a-file").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Fuzzing the score-line path (`split_lines` + `score_line` + `output_line`) on arbitrary
+    /// bytes for `MEDU1_FUZZ_SECS` seconds (default 2): no panic, and exactly one output line,
+    /// carrying its line number, per input line.
+    #[test]
+    #[allow(clippy::print_stdout)]
+    fn fuzz_score_lines() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+        const PIECES: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\n",
+            "\r\n",
+            "\u{feff}",
+            "\\u0000",
+            "\"data_source\":",
+            "\"MedIQ\"",
+            "\"MedCalc-Bench\"",
+            "\"medical-o1-reasoning-SFT\"",
+            "\"solution_str\":",
+            "\"Assistant:<think>a</think><answer>B</answer>\"",
+            "\"ground_truth\":",
+            "\"B\"",
+            "3",
+            "null",
+            "\"lower_limit\":",
+            "\"settings\":",
+            "{\"check_think\":false}",
+            "1e999",
+            "\u{ff}",
+        ];
+        let bytes = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..512),
+            prop::collection::vec(prop::sample::select(PIECES), 0..48)
+                .prop_map(|v| v.concat().into_bytes()),
+        ];
+        let secs: f64 = std::env::var("MEDU1_FUZZ_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+        let config = Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        // A runner counts its successes across calls: a fresh one per batch.
+        let mut master = TestRunner::new(config.clone());
+        let p = Profile::med_u1();
+        let opts = ScoreOptions {
+            components: true,
+            trace: true,
+            max_rouge_words: Some(medu1_reward::DEFAULT_MAX_ROUGE_WORDS),
+        };
+        let mut cases = 0u64;
+        while cases == 0 || std::time::Instant::now() < deadline {
+            TestRunner::new_with_rng(config.clone(), master.new_rng())
+                .run(&bytes, |b| {
+                    let lines = split_lines(&b);
+                    let expected = {
+                        let t = String::from_utf8_lossy(&b);
+                        t.strip_prefix('\u{feff}').unwrap_or(&t).lines().count()
+                    };
+                    prop_assert_eq!(lines.len(), expected);
+                    for (i, l) in lines.iter().enumerate() {
+                        let row = match l {
+                            Ok(l) => score_line(&p, l, opts),
+                            Err(m) => Row {
+                                data_source: None,
+                                result: Err(RowError::Invalid {
+                                    field: None,
+                                    message: m.clone(),
+                                }),
+                            },
+                        };
+                        let out = output_line(i + 1, &row)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        let v: Value = serde_json::from_str(&out)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert_eq!(&v["line"], &json!(i + 1));
+                    }
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("score lines: {e}"));
+            cases += 256;
+        }
+        println!("fuzz score lines: {cases} cases, 0 failures");
     }
 }
