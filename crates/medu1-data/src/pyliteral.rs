@@ -17,12 +17,18 @@ pub struct PyLiteralError {
     pub message: String,
 }
 
+/// Deepest nesting of brackets accepted. Python's tokenizer refuses more than 200 nested
+/// parentheses ("too many nested parentheses"), so no literal `ast.literal_eval` accepts is lost,
+/// and the recursive parser never gets near the end of a thread's stack.
+pub const MAX_DEPTH: usize = 200;
+
 /// Parses a complete Python literal (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<OValue, PyLiteralError> {
     let mut p = Parser {
         s: text.as_bytes(),
         src: text,
         i: 0,
+        depth: 0,
     };
     p.ws();
     let v = p.value()?;
@@ -37,6 +43,8 @@ struct Parser<'a> {
     s: &'a [u8],
     src: &'a str,
     i: usize,
+    /// Brackets currently open.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -58,8 +66,22 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Result<OValue, PyLiteralError> {
+        if !matches!(self.peek(), Some(b'{' | b'[' | b'(')) {
+            return self.scalar();
+        }
+        if self.depth == MAX_DEPTH {
+            return Err(self.err(&format!(
+                "nested too deeply (more than {MAX_DEPTH} levels of brackets)"
+            )));
+        }
+        self.depth += 1;
+        let v = self.container();
+        self.depth -= 1;
+        v
+    }
+
+    fn container(&mut self) -> Result<OValue, PyLiteralError> {
         match self.peek() {
-            None => Err(self.err("unexpected end of input")),
             Some(b'{') => self.dict(),
             Some(b'[') => {
                 self.i += 1;
@@ -76,6 +98,13 @@ impl Parser<'_> {
                     Ok(OValue::Array(items))
                 }
             }
+            _ => self.scalar(),
+        }
+    }
+
+    fn scalar(&mut self) -> Result<OValue, PyLiteralError> {
+        match self.peek() {
+            None => Err(self.err("unexpected end of input")),
             Some(b'\'' | b'"') => Ok(OValue::String(self.string()?)),
             Some(c)
                 if (c == b'u' || c == b'r' || c == b'U' || c == b'R')
@@ -186,6 +215,8 @@ impl Parser<'_> {
             self.i += 1;
         }
         if self.i >= self.s.len() {
+            // A trailing backslash steps past the end; the error points at the end.
+            self.i = self.s.len();
             return Err(self.err("unterminated string"));
         }
         let out = self.src[start..self.i].to_string();
@@ -367,5 +398,21 @@ mod tests {
         assert!(parse("'open").is_err());
         assert!(parse("[1] x").is_err());
         assert!(parse("nan").is_err());
+        // Found by the fuzz target: a raw string ending in a backslash gave an offset past the end.
+        assert_eq!(parse(r"r'\").unwrap_err().offset, 3);
+    }
+
+    #[test]
+    fn deeply_nested_literal_is_an_error_not_a_stack_overflow() {
+        for open in ["[", "(", "{'k': "] {
+            let text = open.repeat(100_000);
+            let e = parse(&text).unwrap_err();
+            assert!(e.message.contains("nested too deeply"), "{open}: {e}");
+        }
+        // Python's own parser stops at 200 levels; up to that depth still parses.
+        let ok = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert!(parse(&ok).is_ok());
+        let deep = format!("{}1{}", "[".repeat(201), "]".repeat(201));
+        assert!(parse(&deep).is_err());
     }
 }

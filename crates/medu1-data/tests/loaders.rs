@@ -281,3 +281,55 @@ fn skip_invalid_collects_rejected_rows() {
     assert_eq!((l.samples.len(), l.rejected.len()), (1, 1));
     assert_eq!(l.rejected[0].field.as_deref(), Some("Relevant Entities"));
 }
+
+#[test]
+fn deeply_nested_python_literal_is_a_rejected_row_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fx("medcalc.csv")).unwrap();
+    let mut lines: Vec<String> = good.lines().map(str::to_string).collect();
+    // Row 1's Relevant Entities replaced by a literal nested 100,000 deep.
+    let deep = format!("\"{}\"", "[".repeat(100_000));
+    let row1 = &lines[1];
+    let start = row1.find("\"{'sex'").unwrap();
+    let end = row1[start..].find("}\"").unwrap() + start + 2;
+    lines[1] = format!("{}{deep}{}", &row1[..start], &row1[end..]);
+    let path = dir.path().join("medcalc_deep.csv");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let e = load_path(&path, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("medcalc_deep.csv")
+            && e.contains("row 1")
+            && e.contains("Relevant Entities")
+            && e.contains("nested too deeply"),
+        "{e}"
+    );
+    let opts = LoadOptions {
+        skip_invalid: true,
+        ..Default::default()
+    };
+    let l = load_path(&path, &opts).unwrap();
+    assert_eq!((l.samples.len(), l.rejected.len()), (1, 1));
+    assert_eq!(l.rejected[0].field.as_deref(), Some("Relevant Entities"));
+
+    // The same through a MediQ options field (a Python-literal string).
+    let mediq = dir.path().join("mediq_deep.jsonl");
+    let row = serde_json::json!({"id": 0, "question": "Which drug?", "context": ["x"],
+        "options": "{'A': ".repeat(100_000), "answer": "x", "answer_idx": "A"});
+    std::fs::write(&mediq, format!("{row}\n")).unwrap();
+    let opts = LoadOptions {
+        skip_invalid: true,
+        format: Some(Format::Mediq),
+        ..Default::default()
+    };
+    let l = load_path(&mediq, &opts).unwrap();
+    assert_eq!((l.samples.len(), l.rejected.len()), (0, 1));
+    assert!(
+        l.rejected[0].to_string().contains("line 1"),
+        "{}",
+        l.rejected[0]
+    );
+    assert_eq!(l.rejected[0].field.as_deref(), Some("options"));
+}

@@ -47,10 +47,10 @@ pub use request::{
     LengthSource, LimitValue, RowError, ScoreOptions, ScoreOutput, ScoreRequest, score_batch,
     score_request,
 };
-pub use rouge::compute_rouge_l;
+pub use rouge::{DEFAULT_MAX_ROUGE_WORDS, compute_rouge_l};
 pub use score::{
     CALC_SOURCE, FREE_TEXT_SOURCE, Input, Limit, MCQ_SOURCES, Parts, Scorer, compute_score,
     compute_score_calc, compute_score_val, compute_score_val_calc, score_parts, train_score,
     val_score,
 };
-pub use trace::{Components, Trace, components, trace};
+pub use trace::{Components, Trace, components, components_with, trace, trace_with};

@@ -12,7 +12,7 @@ use crate::extract::{analyse, split_header};
 use crate::profile::{Profile, SettingsOverride};
 use crate::py_split;
 use crate::score::{Input, Limit, Parts, Scorer, score_parts_extracted};
-use crate::trace::{Components, Trace, trace};
+use crate::trace::{Components, Trace, trace_with};
 
 /// A calculation limit on the wire: JSON `null`, a string (parsed like Python `float()`) or a
 /// number.
@@ -110,6 +110,10 @@ pub struct ScoreOptions {
     pub components: bool,
     /// Attach the full [`Trace`].
     pub trace: bool,
+    /// Skip Rouge-L (a component only, never part of the reward) when the answer or the ground
+    /// truth has more normalised words than this; `None`: no cap. See
+    /// [`crate::rouge::DEFAULT_MAX_ROUGE_WORDS`].
+    pub max_rouge_words: Option<usize>,
 }
 
 /// Why a row could not be scored.
@@ -226,11 +230,11 @@ pub fn score_request(
         length,
         total,
     } = score_parts_extracted(scorer, profile, &input, &ext, verdict.is_valid())?;
-    let tr = (opts.trace).then(|| trace(scorer, profile, &input));
+    let tr = (opts.trace).then(|| trace_with(scorer, profile, &input, opts.max_rouge_words));
     let components = if opts.components {
         Some(match &tr {
             Some(t) => t.components.clone(),
-            None => crate::trace::components(&input),
+            None => crate::trace::components_with(&input, opts.max_rouge_words),
         })
     } else {
         None
@@ -343,6 +347,7 @@ mod tests {
             ScoreOptions {
                 components: true,
                 trace: true,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -350,5 +355,37 @@ mod tests {
         assert!(out.trace.is_some());
         // "B" survives normalisation ("A" would not: it is an article, quirk 5).
         assert_eq!(out.components.unwrap().ems, Some(100.0));
+    }
+
+    #[test]
+    fn rouge_l_over_the_word_cap_is_skipped_with_a_reason_and_the_reward_is_unchanged() {
+        let long = vec!["fever"; 50].join(" ");
+        let r = ScoreRequest {
+            data_source: "medical-o1-reasoning-SFT".into(),
+            solution_str: Some(format!("Assistant:<think>t</think><answer>{long}</answer>")),
+            ground_truth: long.clone(),
+            ..Default::default()
+        };
+        let opts = |cap| ScoreOptions {
+            components: true,
+            trace: true,
+            max_rouge_words: cap,
+        };
+        let p = Profile::med_u1();
+        let free = score_request(&p, &r, opts(None)).unwrap();
+        let under = score_request(&p, &r, opts(Some(50))).unwrap();
+        let over = score_request(&p, &r, opts(Some(49))).unwrap();
+        assert_eq!(free, under);
+        assert_eq!(under.components.as_ref().unwrap().rouge_l, Some(100.0));
+        let c = over.components.as_ref().unwrap();
+        assert_eq!(c.rouge_l, None);
+        let why = c.rouge_l_skipped.as_deref().unwrap();
+        assert!(
+            why.contains("50 words") && why.contains("cap of 49"),
+            "{why}"
+        );
+        assert_eq!(over.trace.as_ref().unwrap().components, *c);
+        assert_eq!((over.reward, over.answer), (under.reward, under.answer));
+        assert_eq!(c.ems, under.components.as_ref().unwrap().ems);
     }
 }

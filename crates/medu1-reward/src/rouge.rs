@@ -2,6 +2,13 @@
 //! evaluation metric only, never part of the training reward.
 
 use crate::hash::Interner;
+
+/// The word cap on Rouge-L inputs used by `medu1 score` and `medu1 serve` unless set otherwise:
+/// the longest-common-subsequence table grows with the product of the two lengths, so 10,000
+/// words a side bounds one sample to 10^8 cells (tens of milliseconds), while a hostile
+/// 120,000-word answer against as long a ground truth would take seconds. The longest golden
+/// case is far below it, so the reference profile's results are unchanged.
+pub const DEFAULT_MAX_ROUGE_WORDS: usize = 10_000;
 use crate::normalize::Normalized;
 
 /// Length of the longest common subsequence of two id sequences (one-row DP).

@@ -34,6 +34,10 @@ pub struct Components {
     /// `0.5*ems + 0.5*bleu` as the reference (0–1 BLEU).
     pub merge: Option<f64>,
     pub rouge_l: Option<f64>,
+    /// Why `rouge_l` is `None` although there is an answer: an input over the word cap (see
+    /// [`crate::rouge::DEFAULT_MAX_ROUGE_WORDS`]). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rouge_l_skipped: Option<String>,
     pub normalized_answer: Option<String>,
     pub normalized_ground_truth: Option<String>,
 }
@@ -57,8 +61,20 @@ pub struct Trace {
 
 /// All components of one sample.
 pub fn components(input: &Input<'_>) -> Components {
+    components_with(input, None)
+}
+
+/// [`components`] with Rouge-L computed only when both the normalised answer and ground truth
+/// have at most `max_rouge_words` words (`None`: no cap); see [`Components::rouge_l_skipped`].
+pub fn components_with(input: &Input<'_>, max_rouge_words: Option<usize>) -> Components {
     let ext = extract_solution(input.solution_str);
-    components_of(input, ext.header, ext.processed, ext.answer)
+    components_of(
+        input,
+        ext.header,
+        ext.processed,
+        ext.answer,
+        max_rouge_words,
+    )
 }
 
 fn components_of(
@@ -66,6 +82,7 @@ fn components_of(
     header: Option<Header>,
     processed: &str,
     answer: Option<&str>,
+    max_rouge_words: Option<usize>,
 ) -> Components {
     let mut c = Components {
         header,
@@ -79,6 +96,7 @@ fn components_of(
         bleu_ngram: None,
         merge: None,
         rouge_l: None,
+        rouge_l_skipped: None,
         normalized_answer: None,
         normalized_ground_truth: None,
     };
@@ -93,7 +111,18 @@ fn components_of(
         c.bleu = Some(b.mean);
         c.bleu_ngram = Some(b.ngram);
         c.merge = Some(0.5 * ems + 0.5 * b.mean);
-        c.rouge_l = Some(rouge_l_normalized(&na, &ng));
+        // Rouge-L's LCS is quadratic (120k words a side: 9 s); EMS and BLEU are linear.
+        match max_rouge_words {
+            Some(cap) if na.len().max(ng.len()) > cap => {
+                c.rouge_l_skipped = Some(format!(
+                    "rouge-l not computed: answer has {} words and ground truth {} after \
+                     normalisation, over the cap of {cap} words each",
+                    na.len(),
+                    ng.len()
+                ));
+            }
+            _ => c.rouge_l = Some(rouge_l_normalized(&na, &ng)),
+        }
         c.normalized_answer = Some(na.joined());
         c.normalized_ground_truth = Some(ng.joined());
     }
@@ -102,8 +131,24 @@ fn components_of(
 
 /// Scores one sample with `scorer` and explains the result.
 pub fn trace(scorer: Scorer, profile: &Profile, input: &Input<'_>) -> Trace {
+    trace_with(scorer, profile, input, None)
+}
+
+/// [`trace`] with the Rouge-L word cap of [`components_with`].
+pub fn trace_with(
+    scorer: Scorer,
+    profile: &Profile,
+    input: &Input<'_>,
+    max_rouge_words: Option<usize>,
+) -> Trace {
     let (ext, verdict) = crate::extract::analyse(input.solution_str);
-    let components = components_of(input, ext.header, ext.processed, ext.answer);
+    let components = components_of(
+        input,
+        ext.header,
+        ext.processed,
+        ext.answer,
+        max_rouge_words,
+    );
     let (parts, error) =
         match score_parts_extracted(scorer, profile, input, &ext, verdict.is_valid()) {
             Ok(p) => (Some(p), None),

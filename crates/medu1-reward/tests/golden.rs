@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 
 use medu1_reward::{
-    EvalMetric, Fixes, Input, Limit, Profile, RewardError, RewardMetric, RewardType, Settings,
-    components, compute_score, compute_score_calc, compute_score_val, compute_score_val_calc,
-    eval_response, eval_score,
+    DEFAULT_MAX_ROUGE_WORDS, EvalMetric, Fixes, Input, Limit, Profile, RewardError, RewardMetric,
+    RewardType, Settings, components, components_with, compute_score, compute_score_calc,
+    compute_score_val, compute_score_val_calc, eval_response, eval_score,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -209,6 +209,12 @@ fn golden_rewards() {
 
         let c = &case["components"];
         let got = components(&input);
+        // The Rouge-L word cap of `medu1 score`/`serve` changes no golden case.
+        assert_eq!(
+            components_with(&input, Some(DEFAULT_MAX_ROUGE_WORDS)),
+            got,
+            "{id}: the default rouge-l cap changed a component"
+        );
         ck.eq(
             id,
             "header",

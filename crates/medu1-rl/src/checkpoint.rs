@@ -116,7 +116,8 @@ pub fn remove_stale_temps(run_dir: &Path) -> Result<usize, CheckpointError> {
             continue;
         };
         let pid = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|p| p != std::process::id() && process_alive(p)) {
+        // Only a writer that is provably gone: a live one may still be renaming its folder.
+        if !pid.is_some_and(|p| p != std::process::id() && medu1_core::atomic::process_gone(p)) {
             continue;
         }
         let p = e.path();
@@ -184,11 +185,6 @@ pub fn save(
     std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
     prune(run_dir, keep_last)?;
     Ok(final_dir)
-}
-
-/// Whether process `pid` still runs (Linux's /proc; elsewhere every writer counts as gone).
-fn process_alive(pid: u32) -> bool {
-    cfg!(target_os = "linux") && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The file of a checkpoint holding its step's metrics row.

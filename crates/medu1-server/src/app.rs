@@ -1,16 +1,20 @@
 //! The HTTP application: routes, limits and the blocking scoring work.
 //!
 //! Scoring is CPU-bound, so it runs on tokio's blocking pool (and on rayon for large batches)
-//! under a per-request timeout; the async side only parses, dispatches and answers.
+//! under a per-request timeout; the async side only parses, dispatches and answers. A request that
+//! times out (or whose client goes away) raises a cancellation flag that the scoring loop checks
+//! before every sample, so the CPU is free again soon after the 504.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -47,6 +51,15 @@ pub struct ServerConfig {
     pub eos_tokens: usize,
     /// Batches at least this large are scored on all cores.
     pub parallel_threshold: usize,
+    /// Time a client has to send a request's headers; the connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once the headers are in; answered 408 after it.
+    pub body_read_timeout: Duration,
+    /// How long a shutdown waits for requests in flight before the server stops anyway.
+    pub shutdown_timeout: Duration,
+    /// Rouge-L (a component of `/score`, never part of a reward) is skipped for an answer or
+    /// ground truth longer than this many normalised words; `None`: no cap.
+    pub max_rouge_words: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +73,10 @@ impl Default for ServerConfig {
             error_reward: None,
             eos_tokens: 1,
             parallel_threshold: 64,
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
+            max_rouge_words: Some(medu1_reward::DEFAULT_MAX_ROUGE_WORDS),
         }
     }
 }
@@ -79,7 +96,71 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            read_body,
+        ))
         .with_state(state)
+}
+
+/// Reads the whole request body before any handler runs: a declared `Content-Length` over the
+/// limit is refused (413) before a byte of the body is read, the body is read under
+/// `body_read_timeout` (408 for a client that stalls mid-body) and never past the limit (413 for
+/// chunked bodies that grow too large).
+async fn read_body(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    let limit = s.config.max_body_bytes;
+    let refuse = |e: ApiError| {
+        s.metrics
+            .errors
+            .get_or_create(&ErrorLabel {
+                route: "http",
+                kind: e.error,
+            })
+            .inc();
+        e.into_response()
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        return refuse(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("content-length {n} exceeds the server's limit of {limit} bytes"),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let timeout = s.config.body_read_timeout;
+    let bytes = match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            return refuse(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body exceeds the server's limit of {limit} bytes"),
+            ));
+        }
+        Ok(Err(e)) => {
+            return refuse(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("reading the request body failed: {e}"),
+            ));
+        }
+        Err(_) => {
+            return refuse(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {timeout:?}"),
+            ));
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> impl IntoResponse {
@@ -159,12 +240,25 @@ where
     resp
 }
 
-/// Runs `f` on the blocking pool under the configured timeout.
+/// Raises the flag when dropped: on a timeout, and when the client disconnects and axum drops
+/// the handler's future.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` on the blocking pool under the configured timeout; `f` gets the cancellation flag,
+/// raised once the answer no longer matters.
 async fn blocking<T: Send + 'static>(
     s: &AppState,
-    f: impl FnOnce() -> T + Send + 'static,
+    f: impl FnOnce(&AtomicBool) -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let handle = tokio::task::spawn_blocking(f);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let handle = tokio::task::spawn_blocking(move || f(&cancel));
     match tokio::time::timeout(s.config.request_timeout, handle).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ApiError::new(
@@ -196,13 +290,29 @@ fn check_batch(s: &AppState, n: usize, field: &str) -> Result<(), ApiError> {
 }
 
 /// Scores requests in order, on all cores (rayon) when the batch is large enough to pay for it.
-fn score_all<T: Send>(n: usize, threshold: usize, f: impl Fn(usize) -> T + Send + Sync) -> Vec<T> {
+/// `None` once `cancel` is raised: the samples not started by then are skipped.
+fn score_all<T: Send>(
+    n: usize,
+    threshold: usize,
+    cancel: &AtomicBool,
+    f: impl Fn(usize) -> T + Send + Sync,
+) -> Option<Vec<T>> {
     use rayon::prelude::*;
+    let one = |i| (!cancel.load(Ordering::Relaxed)).then(|| f(i));
     if n >= threshold {
-        (0..n).into_par_iter().map(f).collect()
+        (0..n).into_par_iter().map(one).collect()
     } else {
-        (0..n).map(f).collect()
+        (0..n).map(one).collect()
     }
+}
+
+/// The answer for work cancelled before it finished (only reachable after the timeout fired).
+fn cancelled(s: &AppState) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        format!("scoring took longer than {:?}", s.config.request_timeout),
+    )
 }
 
 fn parse_label(s: &AppState, row: usize, v: Option<&serde_json::Value>) -> Result<Label, ApiError> {
@@ -395,16 +505,17 @@ async fn reward(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejecti
             }
         }
         let st2 = st.clone();
-        let results = blocking(&st, move || {
+        let results = blocking(&st, move |cancel| {
             let profile = &st2.config.profile;
-            score_all(reqs.len(), st2.config.parallel_threshold, |i| {
+            score_all(reqs.len(), st2.config.parallel_threshold, cancel, |i| {
                 let r = reqs[i].as_ref().map_err(|e| Failure::Label(e.message.clone()))?;
                 score_request(profile, r, ScoreOptions::default())
                     .map(|o| (o.clone(), correctness(profile, r, &o)))
                     .map_err(Failure::Score)
             })
         })
-        .await?;
+        .await?
+        .ok_or_else(|| cancelled(&st))?;
         let mut out = RewardResponse {
             rewards: Vec::with_capacity(n),
             scores: Vec::with_capacity(n),
@@ -536,12 +647,13 @@ async fn score(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
         let opts = ScoreOptions {
             components: body.components,
             trace: body.explain,
+            max_rouge_words: st.config.max_rouge_words,
         };
         let st2 = st.clone();
         let rows = body.requests;
-        let (results, errors) = blocking(&st, move || {
+        let (results, errors) = blocking(&st, move |cancel| {
             let profile = &st2.config.profile;
-            let results = score_all(rows.len(), st2.config.parallel_threshold, |i| {
+            let results = score_all(rows.len(), st2.config.parallel_threshold, cancel, |i| {
                 let parsed = split_length_fields(&rows[i]).and_then(|(fields, row)| {
                     let mut r = ScoreRequest::deserialize_row(&row)?;
                     count_length(&st2, &mut r, fields)?;
@@ -556,14 +668,15 @@ async fn score(State(s): State<Arc<AppState>>, body: Result<Bytes, BytesRejectio
                     }
                     Err(e) => (row_error_json(i, &e), true),
                 }
-            });
+            })?;
             let errors = results.iter().filter(|(_, e)| *e).count();
-            (
+            Some((
                 results.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
                 errors,
-            )
+            ))
         })
-        .await?;
+        .await?
+        .ok_or_else(|| cancelled(&st))?;
         if errors > 0 {
             st.metrics
                 .errors

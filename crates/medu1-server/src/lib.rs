@@ -27,15 +27,58 @@ pub fn state(config: ServerConfig, counter: Option<Arc<dyn TokenCounter>>) -> Ar
     })
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves HTTP/1.1 until `shutdown` resolves, then finishes the requests in flight for at most
+/// `shutdown_timeout`.
+///
+/// hyper is driven directly rather than through `axum::serve` for two limits that axum does not
+/// expose: a header read timeout (a client that never finishes its headers is disconnected) and a
+/// bounded graceful shutdown (`with_graceful_shutdown` waits for every open connection, forever
+/// when a client holds a half-sent request).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let deadline = state.config.shutdown_timeout;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_read_timeout);
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(deadline, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("shutdown deadline of {deadline:?} passed with connections still open");
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -185,6 +185,15 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
             })
         });
         write_jsonl(&rej, rows)?;
+    } else {
+        // A rejected file from an earlier run would describe rows this output no longer lacks.
+        match std::fs::remove_file(&rej) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing the stale {}", rej.display()));
+            }
+        }
     }
     println!(
         "wrote {} rows to {} ({} rejected{})",

@@ -33,6 +33,10 @@ pub struct ScoreArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Rouge-L (quadratic in length) only for answers and ground truths of at most this many
+    /// normalised words, else the line's components carry `rouge_l_skipped`; 0: no cap.
+    #[arg(long, default_value_t = medu1_reward::DEFAULT_MAX_ROUGE_WORDS)]
+    max_rouge_words: usize,
     /// Exit with an error status when any line failed.
     #[arg(long)]
     strict: bool,
@@ -60,11 +64,38 @@ pub fn load_profile(spec: &str) -> Result<Profile> {
     Ok(profile)
 }
 
-/// The field named in a serde error message (serde quotes field names in backticks).
+/// The field named by serde's "missing field `x`" / "unknown field `x`" messages, the errors
+/// raised on the object itself (other backticks in serde messages quote the bad value).
 fn field_of(msg: &str) -> Option<String> {
-    let a = msg.find('`')?;
-    let b = msg[a + 1..].find('`')?;
-    Some(msg[a + 1..a + 1 + b].to_owned())
+    let rest = msg
+        .strip_prefix("missing field `")
+        .or_else(|| msg.strip_prefix("unknown field `"))?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The input's lines, each decoded on its own so that one line of invalid UTF-8 fails only
+/// itself. A leading UTF-8 byte-order mark (Windows editors write one) is skipped; `\r\n` endings
+/// are accepted as by [`str::lines`].
+fn split_lines(bytes: &[u8]) -> Vec<Result<&str, String>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            std::str::from_utf8(l).map_err(|e| {
+                format!(
+                    "line {}: invalid utf-8 at byte {} of the line",
+                    i + 1,
+                    e.valid_up_to()
+                )
+            })
+        })
+        .collect()
 }
 
 /// One scored or failed line.
@@ -84,7 +115,23 @@ fn score_line(profile: &Profile, line: &str, opts: ScoreOptions) -> Row {
             result: Err(e),
         };
     }
-    match serde_json::from_str::<ScoreRequest>(line) {
+    // serde_path_to_error names the field of a wrong-typed value (`num_tokens`,
+    // `settings.bleu_threshold`); serde's own message quotes only the value.
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = match serde_path_to_error::deserialize::<_, ScoreRequest>(&mut de) {
+        Ok(req) => de.end().map(|()| req).map_err(|e| (None, e.to_string())),
+        Err(e) => {
+            let message = e.inner().to_string();
+            let path = e.path().to_string();
+            let field = if path == "." {
+                field_of(&message)
+            } else {
+                Some(path)
+            };
+            Err((field, message))
+        }
+    };
+    match parsed {
         Ok(req) => {
             let result = score_request(profile, &req, opts);
             Row {
@@ -92,13 +139,11 @@ fn score_line(profile: &Profile, line: &str, opts: ScoreOptions) -> Row {
                 result,
             }
         }
-        Err(e) => {
-            let message = e.to_string();
+        Err((field, message)) => {
             // Keep the data source for the summary when the line is JSON at all.
             let data_source = serde_json::from_str::<Value>(line)
                 .ok()
                 .and_then(|v| v.get("data_source")?.as_str().map(str::to_owned));
-            let field = field_of(&message);
             Row {
                 data_source,
                 result: Err(RowError::Invalid { field, message }),
@@ -143,12 +188,13 @@ struct Summary {
 
 pub fn run(a: ScoreArgs) -> Result<()> {
     let profile = load_profile(&a.profile)?;
-    let text = std::fs::read_to_string(&a.input)
-        .with_context(|| format!("reading {}", a.input.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
+    let bytes =
+        std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let lines = split_lines(&bytes);
     let opts = ScoreOptions {
         components: true,
         trace: a.explain,
+        max_rouge_words: (a.max_rouge_words > 0).then_some(a.max_rouge_words),
     };
     let threads = a
         .threads
@@ -159,7 +205,16 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let rows: Vec<Row> = pool.install(|| {
         lines
             .par_iter()
-            .map(|l| score_line(&profile, l, opts))
+            .map(|l| match l {
+                Ok(l) => score_line(&profile, l, opts),
+                Err(message) => Row {
+                    data_source: None,
+                    result: Err(RowError::Invalid {
+                        field: None,
+                        message: message.clone(),
+                    }),
+                },
+            })
             .collect()
     });
 
@@ -255,11 +310,27 @@ mod tests {
     }
 
     #[test]
+    fn lines_split_like_str_lines_and_decode_one_by_one() {
+        let got = split_lines(b"\xEF\xBB\xBFa\r\n\xff\nb\n\nc");
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0], Ok("a"));
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("line 2: invalid utf-8")
+        );
+        assert_eq!(got[2..], [Ok("b"), Ok(""), Ok("c")]);
+        assert!(split_lines(b"").is_empty());
+        assert_eq!(split_lines(b"x\n"), [Ok("x")]);
+    }
+
+    #[test]
     fn good_lines_carry_terms() {
         let p = Profile::med_u1();
         let opts = ScoreOptions {
             components: true,
-            trace: false,
+            ..Default::default()
         };
         let row = score_line(
             &p,
@@ -284,5 +355,99 @@ mod tests {
         assert!(p.fixes.bleu_percent_scale);
         assert!(load_profile("nope-not-a-file").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Fuzzing the score-line path (`split_lines` + `score_line` + `output_line`) on arbitrary
+    /// bytes for `MEDU1_FUZZ_SECS` seconds (default 2): no panic, and exactly one output line,
+    /// carrying its line number, per input line.
+    #[test]
+    #[allow(clippy::print_stdout)]
+    fn fuzz_score_lines() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+        const PIECES: &[&str] = &[
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\n",
+            "\r\n",
+            "\u{feff}",
+            "\\u0000",
+            "\"data_source\":",
+            "\"MedIQ\"",
+            "\"MedCalc-Bench\"",
+            "\"medical-o1-reasoning-SFT\"",
+            "\"solution_str\":",
+            "\"Assistant:<think>a</think><answer>B</answer>\"",
+            "\"ground_truth\":",
+            "\"B\"",
+            "3",
+            "null",
+            "\"lower_limit\":",
+            "\"settings\":",
+            "{\"check_think\":false}",
+            "1e999",
+            "\u{ff}",
+        ];
+        let bytes = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..512),
+            prop::collection::vec(prop::sample::select(PIECES), 0..48)
+                .prop_map(|v| v.concat().into_bytes()),
+        ];
+        let secs: f64 = std::env::var("MEDU1_FUZZ_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+        let config = Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        // A runner counts its successes across calls: a fresh one per batch.
+        let mut master = TestRunner::new(config.clone());
+        let p = Profile::med_u1();
+        let opts = ScoreOptions {
+            components: true,
+            trace: true,
+            max_rouge_words: Some(medu1_reward::DEFAULT_MAX_ROUGE_WORDS),
+        };
+        let mut cases = 0u64;
+        while cases == 0 || std::time::Instant::now() < deadline {
+            TestRunner::new_with_rng(config.clone(), master.new_rng())
+                .run(&bytes, |b| {
+                    let lines = split_lines(&b);
+                    let expected = {
+                        let t = String::from_utf8_lossy(&b);
+                        t.strip_prefix('\u{feff}').unwrap_or(&t).lines().count()
+                    };
+                    prop_assert_eq!(lines.len(), expected);
+                    for (i, l) in lines.iter().enumerate() {
+                        let row = match l {
+                            Ok(l) => score_line(&p, l, opts),
+                            Err(m) => Row {
+                                data_source: None,
+                                result: Err(RowError::Invalid {
+                                    field: None,
+                                    message: m.clone(),
+                                }),
+                            },
+                        };
+                        let out = output_line(i + 1, &row)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        let v: Value = serde_json::from_str(&out)
+                            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        prop_assert_eq!(&v["line"], &json!(i + 1));
+                    }
+                    Ok(())
+                })
+                .unwrap_or_else(|e| panic!("score lines: {e}"));
+            cases += 256;
+        }
+        println!("fuzz score lines: {cases} cases, 0 failures");
     }
 }

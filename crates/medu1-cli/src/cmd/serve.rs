@@ -42,6 +42,19 @@ pub struct ServeArgs {
     /// its text was decoded without it (`eos: "stripped"`) and was not truncated.
     #[arg(long, default_value_t = 1)]
     eos_tokens: usize,
+    /// Time a client has to send a request's headers, in milliseconds (then disconnected).
+    #[arg(long, default_value_t = 30_000)]
+    header_timeout_ms: u64,
+    /// Time a client has to send a request's body, in milliseconds (then answered 408).
+    #[arg(long, default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// On SIGTERM/Ctrl-C, how long requests in flight may finish, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_timeout_ms: u64,
+    /// `/score` computes Rouge-L (quadratic in length) only for answers and ground truths of at
+    /// most this many normalised words, else reports `rouge_l_skipped`; 0: no cap.
+    #[arg(long, default_value_t = medu1_reward::DEFAULT_MAX_ROUGE_WORDS)]
+    max_rouge_words: usize,
     /// Worker threads for HTTP (scoring itself uses all cores for large batches).
     #[arg(long)]
     http_threads: Option<usize>,
@@ -85,6 +98,10 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         default_source: a.default_source,
         error_reward: a.error_reward,
         eos_tokens: a.eos_tokens,
+        header_read_timeout: Duration::from_millis(a.header_timeout_ms),
+        body_read_timeout: Duration::from_millis(a.body_timeout_ms),
+        shutdown_timeout: Duration::from_millis(a.shutdown_timeout_ms),
+        max_rouge_words: (a.max_rouge_words > 0).then_some(a.max_rouge_words),
         ..ServerConfig::default()
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -92,7 +109,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         rt.worker_threads(n);
     }
     let rt = rt.enable_all().build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = medu1_server::bind(a.addr)
             .await
             .with_context(|| format!("binding {}", a.addr))?;
@@ -106,5 +123,9 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         medu1_server::serve(listener, state, medu1_server::shutdown_signal()).await?;
         eprintln!("medu1 reward server stopped");
         anyhow::Ok(())
-    })
+    });
+    // Scoring of cancelled requests stops at its next sample; do not wait longer than that for
+    // the blocking pool (dropping a runtime would wait for it without bound).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    served
 }
