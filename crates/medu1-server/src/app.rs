@@ -103,6 +103,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// How far past the body limit a declared body is still drained before the 413 (see below).
+const DRAIN_MAX: u64 = 16 << 20;
+
 /// Reads the whole request body before any handler runs: a declared `Content-Length` over the
 /// limit is refused (413) before a byte of the body is read, the body is read under
 /// `body_read_timeout` (408 for a client that stalls mid-body) and never past the limit (413 for
@@ -127,6 +130,21 @@ async fn read_body(State(s): State<Arc<AppState>>, req: Request, next: Next) -> 
     if let Some(n) = declared
         && n > limit as u64
     {
+        // A client still writing its body when the connection closes sees a broken pipe, not
+        // this answer; a body at most DRAIN_MAX over the limit is read and discarded first
+        // (under the body timeout) so the client gets to read the 413. Anything larger is
+        // refused at once, unread.
+        if n <= limit as u64 + DRAIN_MAX {
+            let mut body = req.into_body();
+            let drain = async {
+                while let Some(frame) = body.frame().await {
+                    if frame.is_err() {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(s.config.body_read_timeout, drain).await;
+        }
         return refuse(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
