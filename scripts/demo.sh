@@ -21,4 +21,7 @@ $medu1 data prepare data/demo/mediq.json data/demo/medcalc.json \
   -o "$out/demo_openrlhf.jsonl" --label-format openrlhf --budget none
 $medu1 score data/demo/score_requests.jsonl -o "$out/scored.jsonl" --explain || true
 
-$medu1 train --config configs/demo-coldstart.toml "$@"
+# A rerun replaces the previous demo run (train refuses a used run folder without --overwrite),
+# unless it is asked to continue it with --resume.
+case " $* " in *" --resume "*) mode=() ;; *) mode=(--overwrite) ;; esac
+$medu1 train --config configs/demo-coldstart.toml "${mode[@]}" "$@"
