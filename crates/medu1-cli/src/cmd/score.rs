@@ -104,6 +104,20 @@ struct Row {
     result: Result<ScoreOutput, RowError>,
 }
 
+/// The row of one line as [`split_lines`] decoded it: scored, or its decoding error.
+fn score_decoded(profile: &Profile, line: &Result<&str, String>, opts: ScoreOptions) -> Row {
+    match line {
+        Ok(l) => score_line(profile, l, opts),
+        Err(message) => Row {
+            data_source: None,
+            result: Err(RowError::Invalid {
+                field: None,
+                message: message.clone(),
+            }),
+        },
+    }
+}
+
 fn score_line(profile: &Profile, line: &str, opts: ScoreOptions) -> Row {
     if line.trim().is_empty() {
         let e = RowError::Invalid {
@@ -205,16 +219,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let rows: Vec<Row> = pool.install(|| {
         lines
             .par_iter()
-            .map(|l| match l {
-                Ok(l) => score_line(&profile, l, opts),
-                Err(message) => Row {
-                    data_source: None,
-                    result: Err(RowError::Invalid {
-                        field: None,
-                        message: message.clone(),
-                    }),
-                },
-            })
+            .map(|l| score_decoded(&profile, l, opts))
             .collect()
     });
 
@@ -427,16 +432,7 @@ mod tests {
                     };
                     prop_assert_eq!(lines.len(), expected);
                     for (i, l) in lines.iter().enumerate() {
-                        let row = match l {
-                            Ok(l) => score_line(&p, l, opts),
-                            Err(m) => Row {
-                                data_source: None,
-                                result: Err(RowError::Invalid {
-                                    field: None,
-                                    message: m.clone(),
-                                }),
-                            },
-                        };
+                        let row = score_decoded(&p, l, opts);
                         let out = output_line(i + 1, &row)
                             .map_err(|e| TestCaseError::fail(e.to_string()))?;
                         let v: Value = serde_json::from_str(&out)
