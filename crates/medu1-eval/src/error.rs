@@ -67,6 +67,8 @@ pub enum EvalError {
     UnknownSuite(String),
     #[error("suite `{suite}`: benchmark file {} is missing", path.display())]
     MissingSuiteFile { suite: String, path: PathBuf },
+    #[error("budget sweep: {0}")]
+    InvalidSweep(String),
     #[error("unknown rule `{0}` (expected medu1, medu1-val or official)")]
     UnknownRule(String),
     #[error("plot {}: {message}", path.display())]

@@ -10,7 +10,9 @@
 //! Modules: [`suite`] resolves benchmark files, [`runner`] drives generation and writes the
 //! per-item log that [`resume`] reads back, [`score`] applies the grading rules, [`metrics`]
 //! aggregates (Wilson intervals, mean@n, pass@k, maj@n, budget adherence), [`report`] writes
-//! markdown / JSON / CSV and [`plot`] the bar chart.
+//! markdown / JSON / CSV and [`plot`] the bar chart; [`sweep`] evaluates every item at several
+//! length budgets and reports length adherence and accuracy per budget ([`sweep_plot`] draws
+//! it); [`curves`] draws training curves.
 
 pub mod backend;
 pub mod curves;
@@ -22,6 +24,8 @@ pub mod resume;
 pub mod runner;
 pub mod score;
 pub mod suite;
+pub mod sweep;
+pub mod sweep_plot;
 
 pub use backend::{Backend, GenParams, Generation, Prompt};
 pub use error::{BackendError, EvalError};

@@ -127,7 +127,8 @@ pub struct BenchmarkStats {
     pub budget: Option<BudgetStats>,
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (mean of the two middle values for an even count); 0 for no values.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

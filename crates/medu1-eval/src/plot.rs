@@ -98,8 +98,12 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
 pub(crate) enum Swatch {
     /// A solid line.
     Line,
+    /// A dashed line.
+    Dashed,
     /// A line with a marker on it.
     Marker,
+    /// A faint dot (scatter points).
+    Dot,
     /// No swatch: a note in the legend's text colour.
     Note,
 }
@@ -166,6 +170,17 @@ pub(crate) fn legend_strip<DB: DrawingBackend>(
                 .map_err(e)?;
                 x + SWATCH_W + 6
             }
+            Swatch::Dashed => {
+                for k in 0..3 {
+                    let a = x + 9 * k;
+                    area.draw(&PathElement::new(
+                        vec![(a, y), (a + 5, y)],
+                        color.stroke_width(2),
+                    ))
+                    .map_err(e)?;
+                }
+                x + SWATCH_W + 6
+            }
             Swatch::Marker => {
                 area.draw(&PathElement::new(
                     vec![(x, y), (x + SWATCH_W, y)],
@@ -174,6 +189,15 @@ pub(crate) fn legend_strip<DB: DrawingBackend>(
                 .map_err(e)?;
                 area.draw(&Circle::new((x + SWATCH_W / 2, y), 4, color.filled()))
                     .map_err(e)?;
+                x + SWATCH_W + 6
+            }
+            Swatch::Dot => {
+                area.draw(&Circle::new(
+                    (x + SWATCH_W / 2, y),
+                    3,
+                    color.mix(0.4).filled(),
+                ))
+                .map_err(e)?;
                 x + SWATCH_W + 6
             }
             Swatch::Note => x,

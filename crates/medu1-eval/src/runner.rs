@@ -140,6 +140,9 @@ pub struct RunSummary {
     pub resumed: usize,
     /// Items generated in this run.
     pub generated: usize,
+    /// The records the report was computed from: this run's selection, one per item, sorted by
+    /// benchmark and index (a budget sweep aggregates them across its sub-runs).
+    pub records: Vec<ItemRecord>,
 }
 
 struct Item {
@@ -382,5 +385,16 @@ pub fn run(
         paths,
         resumed,
         generated,
+        records: chosen,
     })
+}
+
+/// How many items a run of `cfg` covers (after `split` and `limit`), for a progress bar that
+/// spans several runs. Loads every benchmark file once.
+pub fn count_items(cfg: &RunConfig) -> Result<usize, EvalError> {
+    let mut total = 0;
+    for b in &cfg.benchmarks {
+        total += load_items(b, cfg)?.len();
+    }
+    Ok(total)
 }
