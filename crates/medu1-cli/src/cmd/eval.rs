@@ -14,6 +14,7 @@ use medu1_eval::backend::local::LocalBackend;
 use medu1_eval::backend::openai::{Api, OpenAiBackend, OpenAiConfig};
 use medu1_eval::runner::{BudgetSpec, Progress, RunConfig};
 use medu1_eval::suite::benchmark_for_file;
+use medu1_eval::sweep::{Sweep, SweepMode, SweepProgress, run_sweep};
 use medu1_eval::{Backend, GenParams, Rule, Suite};
 
 use super::profile::load_profile;
@@ -80,6 +81,15 @@ pub struct EvalArgs {
     /// rendered prompt the data carries).
     #[arg(long, default_value = "none")]
     budget: String,
+    /// Budget sweep: evaluate every item at each of these budgets (comma-separated, e.g.
+    /// 32,64,128,256), one resumable run per budget in OUT/budget-N/, then write OUT/sweep.json,
+    /// OUT/sweep.md and the length and accuracy plots.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with = "budget")]
+    budgets: Vec<u64>,
+    /// Sentence of a sweep: `exact` ("Think for N tokens.", the default) or `max` ("Think for
+    /// maximum N tokens.").
+    #[arg(long, requires = "budgets")]
+    budget_mode: Option<SweepMode>,
     /// Seed of the budget draws.
     #[arg(long, default_value_t = 42)]
     budget_seed: i64,
@@ -132,6 +142,15 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.n == 0 {
         bail!("--n must be at least 1");
     }
+    // Checked before a model is loaded or a server contacted.
+    let sweep = if a.budgets.is_empty() {
+        None
+    } else {
+        Some(Sweep::new(
+            a.budgets.clone(),
+            a.budget_mode.unwrap_or(SweepMode::Exact),
+        )?)
+    };
     let budget = if a.budget == "file" {
         BudgetSpec::File
     } else {
@@ -210,6 +229,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         plot: !a.no_plot,
     };
     eprintln!("backend: {}", backend.describe());
+    if let Some(sweep) = sweep {
+        return eval_sweep(backend.as_ref(), cfg, &sweep);
+    }
     let mut bar: Option<(String, ProgressBar)> = None;
     let style =
         ProgressStyle::with_template("{prefix:>20} {bar:40} {pos}/{len} items {elapsed} eta {eta}")
@@ -257,6 +279,55 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             .plot
             .as_ref()
             .map_or_else(String::new, |p| format!(", {}", p.display()))
+    );
+    Ok(())
+}
+
+/// `--budgets`: one progress bar over every item at every budget, then the sweep table.
+fn eval_sweep(backend: &dyn Backend, cfg: RunConfig, sweep: &Sweep) -> anyhow::Result<()> {
+    let out = cfg.out_dir.clone();
+    let style = ProgressStyle::with_template(
+        "{prefix:>16} {bar:40} {pos}/{len} item-budgets {elapsed} eta {eta} {msg}",
+    )
+    .expect("valid progress template");
+    let bar = ProgressBar::new(0).with_style(style);
+    let summary = run_sweep(backend, cfg, sweep, &mut |p: &SweepProgress<'_>| {
+        bar.set_length(p.total as u64);
+        bar.set_prefix(format!("budget {}", p.budget));
+        bar.set_message(p.benchmark.to_string());
+        bar.set_position(p.done as u64);
+    })
+    .with_context(|| {
+        format!(
+            "budget sweep stopped; finished items are kept in {}/budget-*/{} and a rerun of the \
+             same command resumes",
+            out.display(),
+            medu1_eval::runner::ITEMS_FILE
+        )
+    })?;
+    bar.finish();
+    if summary.resumed > 0 {
+        eprintln!(
+            "resumed: {} item-budgets from an earlier run, {} generated now",
+            summary.resumed, summary.generated
+        );
+    }
+    let p = &summary.paths;
+    print!(
+        "{}",
+        std::fs::read_to_string(&p.markdown)
+            .with_context(|| format!("reading {}", p.markdown.display()))?
+    );
+    let mut wrote = vec![
+        p.markdown.display().to_string(),
+        p.json.display().to_string(),
+    ];
+    wrote.extend(p.length_plot.iter().map(|x| x.display().to_string()));
+    wrote.extend(p.accuracy_plot.iter().map(|x| x.display().to_string()));
+    eprintln!(
+        "wrote {} (per-budget runs in {}/budget-*)",
+        wrote.join(", "),
+        out.display()
     );
     Ok(())
 }
