@@ -18,7 +18,7 @@ pub mod source;
 pub mod template;
 pub mod write;
 
-pub use budget::{BudgetMode, BudgetSampler};
+pub use budget::{BudgetDist, BudgetMode, BudgetRange, BudgetRangeError, BudgetSampler};
 pub use load::{Format, LoadError, LoadOptions, Loaded, RowError, load_path};
 pub use prompt::{PromptBuilder, Variant};
 pub use record::{KeyOrder, VerlRecord};

@@ -8,7 +8,7 @@
 //! steps) as markers with their interval when one was logged, integer step ticks, and legends
 //! under each panel instead of over the data. Which panels are drawn is decided by
 //! [`select_panels`], a pure function of the metric names present; per-budget-bucket panels are
-//! added only when the trainer logged `budget/{exact|max}/{lo}-{hi}/{metric}` keys.
+//! added only when the trainer logged `train/budget/{exact|max}/{lo}-{hi}/{metric}` keys.
 //!
 //! It lives beside the evaluation charts so both share the bundled font and the atomic PNG write.
 
@@ -92,7 +92,7 @@ pub struct PanelSpec {
     pub series: Vec<SeriesSpec>,
 }
 
-/// A per-budget-bucket training metric name, `budget/{mode}/{lo}-{hi}/{metric}`.
+/// A per-budget-bucket training metric name, `train/budget/{mode}/{lo}-{hi}/{metric}`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BudgetKey {
     /// `exact` or `max`.
@@ -105,7 +105,7 @@ pub struct BudgetKey {
 
 /// Parses a per-budget-bucket metric name; `None` for any other name.
 pub fn parse_budget_key(key: &str) -> Option<BudgetKey> {
-    let mut parts = key.split('/');
+    let mut parts = key.strip_prefix("train/")?.split('/');
     if parts.next()? != "budget" {
         return None;
     }
@@ -518,13 +518,22 @@ mod tests {
                 ("train/accuracy".into(), 0.3 + 0.02 * x),
                 ("train/response_len/mean".into(), 300.0 - 5.0 * x),
                 ("actor/kl".into(), 0.001 * x),
-                ("budget/exact/64-127/response_len".into(), 200.0 - 8.0 * x),
-                ("budget/exact/64-127/adherence".into(), 0.1 + 0.05 * x),
-                ("budget/exact/256-511/response_len".into(), 350.0 - 2.0 * x),
-                ("budget/exact/256-511/adherence".into(), 0.2 + 0.03 * x),
-                ("budget/max/128-255/response_len".into(), 180.0),
-                ("budget/max/128-255/adherence".into(), 0.6),
-                ("budget/exact/64-127/rel_error".into(), 0.5),
+                (
+                    "train/budget/exact/64-127/response_len".into(),
+                    200.0 - 8.0 * x,
+                ),
+                ("train/budget/exact/64-127/adherence".into(), 0.1 + 0.05 * x),
+                (
+                    "train/budget/exact/256-511/response_len".into(),
+                    350.0 - 2.0 * x,
+                ),
+                (
+                    "train/budget/exact/256-511/adherence".into(),
+                    0.2 + 0.03 * x,
+                ),
+                ("train/budget/max/128-255/response_len".into(), 180.0),
+                ("train/budget/max/128-255/adherence".into(), 0.6),
+                ("train/budget/exact/64-127/rel_error".into(), 0.5),
             ]);
             // Validation every fourth step, with an interval.
             if s % 4 == 0 {
@@ -540,7 +549,10 @@ mod tests {
         assert_eq!(panels[5].title, "adherence by budget bucket");
         let labels: Vec<&str> = panels[4].series.iter().map(|s| s.label.as_str()).collect();
         assert_eq!(labels, ["exact 64-127", "exact 256-511", "max 128-255"]);
-        assert_eq!(panels[5].series[0].key, "budget/exact/64-127/adherence");
+        assert_eq!(
+            panels[5].series[0].key,
+            "train/budget/exact/64-127/adherence"
+        );
         let val = panels[1]
             .series
             .iter()
@@ -555,7 +567,7 @@ mod tests {
             .iter()
             .map(|r| {
                 r.iter()
-                    .filter(|(k, _)| !k.starts_with("budget/"))
+                    .filter(|(k, _)| !k.starts_with("train/budget/"))
                     .map(|(k, v)| (k.clone(), *v))
                     .collect()
             })
@@ -574,15 +586,15 @@ mod tests {
 
     #[test]
     fn budget_keys_parse_strictly() {
-        let k = parse_budget_key("budget/max/1024-2047/rel_error").unwrap();
+        let k = parse_budget_key("train/budget/max/1024-2047/rel_error").unwrap();
         assert_eq!((k.mode.as_str(), k.lo, k.hi), ("max", 1024, 2047));
         assert_eq!(k.metric, "rel_error");
         for bad in [
             "train/budget/exact_abs_err",
-            "budget/both/64-127/reward",
-            "budget/exact/64/reward",
-            "budget/exact/64-127/reward/extra",
-            "budget/exact/64-127/other",
+            "train/budget/both/64-127/reward",
+            "train/budget/exact/64/reward",
+            "train/budget/exact/64-127/reward/extra",
+            "train/budget/exact/64-127/other",
         ] {
             assert_eq!(parse_budget_key(bad), None, "{bad}");
         }

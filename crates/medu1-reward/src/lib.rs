@@ -39,7 +39,10 @@ pub use error::{LimitSide, PyException, RewardError};
 pub use eval::{EvalMetric, EvalResponse, eval_other, eval_response, eval_score};
 pub use extract::{Extracted, Header, extract_solution, extract_solution_eval};
 pub use format::{FormatVerdict, Tag, check_format, validate_response_structure};
-pub use length::{length_delta, length_delta_raw};
+pub use length::{
+    LengthScales, length_delta, length_delta_raw, length_delta_raw_scaled, length_delta_scaled,
+    overlong_penalty,
+};
 pub use normalize::{Normalized, normalize_word};
 pub use profile::{Fixes, Profile, RewardMetric, RewardType, Settings, SettingsOverride};
 pub use pyfloat::{PyFloatError, py_float};

@@ -43,6 +43,11 @@ pub struct Settings {
     pub check_think: bool,
     /// Magnitude of the format term (+value when the format holds, −|value| otherwise).
     pub format_reward: f64,
+    /// Divisor of the exact-mode length term `1 − |L − N| / scale` (reference: 1500).
+    pub length_exact_scale: f64,
+    /// Divisor of the maximum-mode length term `−(L − |N|) / scale` (reference: 500, its
+    /// `beta = 1/500`).
+    pub length_max_scale: f64,
 }
 
 impl Default for Settings {
@@ -54,6 +59,8 @@ impl Default for Settings {
             scale_factor: 100.0,
             check_think: true,
             format_reward: 1.0,
+            length_exact_scale: 1500.0,
+            length_max_scale: 500.0,
         }
     }
 }
@@ -68,9 +75,19 @@ pub struct SettingsOverride {
     pub scale_factor: Option<f64>,
     pub check_think: Option<bool>,
     pub format_reward: Option<f64>,
+    pub length_exact_scale: Option<f64>,
+    pub length_max_scale: Option<f64>,
 }
 
 impl Settings {
+    /// The length term's scales.
+    pub fn length_scales(&self) -> crate::length::LengthScales {
+        crate::length::LengthScales {
+            exact: self.length_exact_scale,
+            max: self.length_max_scale,
+        }
+    }
+
     /// These settings with the given overrides applied.
     pub fn with(mut self, o: &SettingsOverride) -> Settings {
         if let Some(v) = o.reward_metric {
@@ -90,6 +107,12 @@ impl Settings {
         }
         if let Some(v) = o.format_reward {
             self.format_reward = v;
+        }
+        if let Some(v) = o.length_exact_scale {
+            self.length_exact_scale = v;
+        }
+        if let Some(v) = o.length_max_scale {
+            self.length_max_scale = v;
         }
         self
     }

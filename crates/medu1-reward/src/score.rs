@@ -13,7 +13,7 @@ use crate::bleu::compute_bleu;
 use crate::ems::ems_normalized;
 use crate::error::{LimitSide, RewardError};
 use crate::extract::{Extracted, analyse, extract_solution};
-use crate::length::length_delta;
+use crate::length::length_delta_scaled;
 use crate::normalize::Normalized;
 use crate::profile::{Profile, RewardMetric, RewardType};
 use crate::pyfloat::py_float;
@@ -326,7 +326,11 @@ pub(crate) fn score_parts_extracted(
             };
             (
                 base,
-                length_delta(input.num_tokens, input.valid_response_length),
+                length_delta_scaled(
+                    input.num_tokens,
+                    input.valid_response_length,
+                    profile.settings.length_scales(),
+                ),
             )
         }
         _ => (-2.0, 0.0),

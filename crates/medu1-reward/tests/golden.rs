@@ -133,6 +133,8 @@ fn settings(row: &Value) -> Settings {
         scale_factor: row["scale_factor"].as_f64().unwrap(),
         check_think: row["check_think"].as_bool().unwrap(),
         format_reward: row["format_reward"].as_f64().unwrap(),
+        // The reference has no such settings: its constants.
+        ..Settings::default()
     }
 }
 

@@ -54,6 +54,10 @@ pub struct DataConfig {
     /// `keep` (the file's own budget), or a budget mode: none, exact, max, log, both, both-both,
     /// fixed:K.
     pub budget: String,
+    /// Where drawn budgets fall: `{ min, max, dist = "uniform" | "log-uniform" }`; the default
+    /// is the reference's uniform 100–2000. Pair a short range with reward settings
+    /// `length_exact_scale` / `length_max_scale` of about its width (L1's convention).
+    pub budget_range: medu1_data::BudgetRange,
     /// `released` (the released parquet prompts, default) or `script`.
     pub variant: String,
     /// Prompts longer than this (in tokens) are filtered out, as the reference's dataset does.
@@ -70,6 +74,7 @@ impl Default for DataConfig {
             train: Vec::new(),
             val: Vec::new(),
             budget: "keep".into(),
+            budget_range: Default::default(),
             variant: "released".into(),
             max_prompt_tokens: 1024,
             chat_template: "model".into(),
@@ -136,6 +141,13 @@ pub struct RewardSection {
     pub settings: medu1_reward::SettingsOverride,
     /// Reward given when the reference scorer raises (unknown data source, bad limits).
     pub error_reward: f64,
+    /// DAPO's soft overlong punishment: responses longer than `rollout.max_response_tokens −
+    /// overlong_buffer` tokens lose up to `overlong_penalty_factor`, linearly, at the limit
+    /// (verl's `reward_model.overlong_buffer.len`). 0 (default) turns it off. Training rewards
+    /// only; validation reports the plain reward.
+    pub overlong_buffer: usize,
+    /// The penalty at `max_response_tokens` (verl's `overlong_buffer.penalty_factor`).
+    pub overlong_penalty_factor: f64,
 }
 
 impl Default for RewardSection {
@@ -144,6 +156,8 @@ impl Default for RewardSection {
             profile: "med-u1".into(),
             settings: Default::default(),
             error_reward: -3.0,
+            overlong_buffer: 0,
+            overlong_penalty_factor: 1.0,
         }
     }
 }
@@ -163,6 +177,10 @@ pub struct AlgorithmConfig {
     /// What `loss_agg` averages over when a mini-batch is cut into micro-batches:
     /// `mini-batch` (the reference run's figures, default) or `micro-batch`.
     pub loss_scope: LossScope,
+    /// Leave responses cut off at `rollout.max_response_tokens` out of the loss (DAPO's overlong
+    /// filtering, TRL's `mask_truncated_completions`): their tokens carry no gradient, while
+    /// their rewards still count in their group's baseline.
+    pub mask_truncated: bool,
 }
 
 impl Default for AlgorithmConfig {
@@ -179,6 +197,7 @@ impl Default for AlgorithmConfig {
             entropy_coef: 0.001,
             loss_agg: LossAgg::TokenMean,
             loss_scope: LossScope::MiniBatch,
+            mask_truncated: false,
         }
     }
 }
@@ -380,6 +399,31 @@ impl TrainConfig {
             true,
         )?;
         self.optim.validate("optim")?;
+        let rs = &self.reward.settings;
+        for (name, v) in [
+            ("reward.settings.length_exact_scale", rs.length_exact_scale),
+            ("reward.settings.length_max_scale", rs.length_max_scale),
+        ] {
+            if let Some(v) = v {
+                in_range(name, v, 0.0, f64::MAX, false)?;
+            }
+        }
+        in_range(
+            "reward.overlong_penalty_factor",
+            self.reward.overlong_penalty_factor,
+            0.0,
+            f64::MAX,
+            true,
+        )?;
+        if self.reward.overlong_buffer > self.rollout.max_response_tokens {
+            return Err(ConfigError::Invalid(format!(
+                "reward.overlong_buffer = {} is longer than rollout.max_response_tokens = {}",
+                self.reward.overlong_buffer, self.rollout.max_response_tokens
+            )));
+        }
+        if let Err(e) = self.data.budget_range.validate() {
+            return Err(ConfigError::Invalid(format!("data.budget_range: {e}")));
+        }
         if let Some(w) = &self.warmup {
             w.validate("warmup.")?;
         }

@@ -36,6 +36,8 @@ pub enum DataError {
         "invalid data.budget `{0}`: use keep, none, exact, max, log, both, both-both or fixed:K"
     )]
     Budget(String),
+    #[error("data.budget_range: {0}")]
+    BudgetRange(#[from] medu1_data::BudgetRangeError),
     #[error("invalid data.variant `{0}`: use released or script")]
     Variant(String),
     #[error(
@@ -135,6 +137,17 @@ pub fn chat_template(name: &str, tokenizer: &Tokenizer) -> ChatTemplate {
     ChatTemplate::from_name_or_file(name).unwrap_or_else(|_| ChatTemplate::smollm2())
 }
 
+/// The budget mode `data.budget` names (`None` for `keep`), its range checked.
+pub fn budget_mode(cfg: &DataConfig) -> Result<Option<BudgetMode>, DataError> {
+    cfg.budget_range.validate()?;
+    match cfg.budget.as_str() {
+        "keep" => Ok(None),
+        m => Ok(Some(
+            m.parse().map_err(|_| DataError::Budget(m.to_string()))?,
+        )),
+    }
+}
+
 /// Loads, renders and tokenizes every file of `files`.
 pub fn load_sources(
     files: &[DataFile],
@@ -142,15 +155,13 @@ pub fn load_sources(
     renderer: &PromptRenderer<'_>,
     seed: u64,
 ) -> Result<Vec<Source>, DataError> {
-    let mode: Option<BudgetMode> = match cfg.budget.as_str() {
-        "keep" => None,
-        m => Some(m.parse().map_err(|_| DataError::Budget(m.to_string()))?),
-    };
+    let mode = budget_mode(cfg)?;
     let mut out = Vec::with_capacity(files.len());
     for (fi, f) in files.iter().enumerate() {
         let loaded = medu1_data::load_path(&f.path, &medu1_data::LoadOptions::default())?;
-        let mut sampler =
-            mode.map(|m| BudgetSampler::new(m, (seed as i64).wrapping_add(fi as i64)));
+        let mut sampler = mode.map(|m| {
+            BudgetSampler::with_range(m, (seed as i64).wrapping_add(fi as i64), cfg.budget_range)
+        });
         let take = f.limit.unwrap_or(usize::MAX);
         let mut items = Vec::new();
         let mut filtered = 0;

@@ -18,7 +18,9 @@ use crate::batch::{Packed, Sequence, masked_sum, pack, response_logprobs};
 use crate::checkpoint::{self, TrainerState};
 use crate::config::TrainConfig;
 use crate::dataset::{PromptPool, PromptRenderer, load_sources};
-use crate::loss::{ClipRange, Divisor, LossScope, aggregate_over, kl_penalty, policy_loss_over};
+use crate::loss::{
+    ClipRange, Divisor, LossScope, aggregate_over, keep_rows, kl_penalty, policy_loss_over,
+};
 use crate::metrics::{MetricsLog, Record, mean_std};
 use crate::optim::{AdamW, clip_grad_norm};
 use crate::rollout::{Rewarder, Scored, rollout};
@@ -250,6 +252,27 @@ impl Grpo {
         )?;
         let t_rollout = t0.elapsed().as_secs_f64();
 
+        let rc_max = rc.max_response_tokens;
+        let (buffer, factor) = (
+            self.cfg.reward.overlong_buffer,
+            self.cfg.reward.overlong_penalty_factor,
+        );
+        let mut scored = scored;
+        let mut penalties = Vec::with_capacity(scored.len());
+        for s in &mut scored {
+            let p = medu1_reward::overlong_penalty(s.length as f64, rc_max, buffer, factor);
+            s.reward += p;
+            penalties.push(p);
+        }
+        // DAPO's overlong filtering: a cut-off response keeps its reward (and its place in the
+        // group's baseline) but teaches nothing.
+        let keep: Vec<bool> = scored
+            .iter()
+            .map(|s| {
+                !(self.cfg.algorithm.mask_truncated
+                    && s.completion.finish == medu1_core::FinishReason::Length)
+            })
+            .collect();
         let rewards: Vec<f32> = scored.iter().map(|s| s.reward as f32).collect();
         let groups: Vec<usize> = (0..scored.len()).map(|i| i / rc.n).collect();
         let adv = advantages(
@@ -281,7 +304,7 @@ impl Grpo {
         let by_source: Vec<&str> = by_source.iter().map(String::as_str).collect();
 
         let mut rec = Record::new();
-        let (upd, times) = self.update(&seqs, progress)?;
+        let (upd, times) = self.update(&seqs, &keep, progress)?;
         rec.extend(upd);
         self.step = step;
         self.rollout_model = None;
@@ -296,6 +319,18 @@ impl Grpo {
             rec.insert(k, v);
         }
         rec.extend(outcome_metrics("train", &scored, &by_source, &budgets));
+        if buffer > 0 {
+            rec.insert(
+                "train/overlong_penalty/mean".into(),
+                penalties.iter().sum::<f64>() / penalties.len().max(1) as f64,
+            );
+        }
+        if self.cfg.algorithm.mask_truncated {
+            rec.insert(
+                "train/masked_share".into(),
+                keep.iter().filter(|k| !**k).count() as f64 / keep.len().max(1) as f64,
+            );
+        }
         rec.insert(
             "zero_variance_share".into(),
             zero_variance_share(&rewards, &groups),
@@ -331,6 +366,7 @@ impl Grpo {
     fn update(
         &mut self,
         seqs: &[Sequence],
+        keep: &[bool],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(Record, Vec<(String, f64)>)> {
         let alg = self.cfg.algorithm.clone();
@@ -343,10 +379,15 @@ impl Grpo {
         progress(Progress::Phase("reference"));
         let t = Instant::now();
         let mut ref_lp: Vec<Option<Tensor>> = vec![None; chunks.len()];
-        let packed: Vec<Packed> = chunks
+        let mut packed: Vec<Packed> = chunks
             .iter()
             .map(|c| pack(c))
             .collect::<candle_core::Result<_>>()?;
+        if keep.iter().any(|k| !k) {
+            for (p, k) in packed.iter_mut().zip(keep.chunks(micro)) {
+                p.mask = keep_rows(&p.mask, k)?;
+            }
+        }
         if let Some(reference) = &self.reference {
             for (i, p) in packed.iter().enumerate() {
                 ref_lp[i] = Some(response_logprobs(reference, p, temp, false)?.0.detach());
@@ -658,5 +699,57 @@ pub fn outcome_metrics(
             put(&format!("/{src}"), idx);
         }
     }
+    budget_bucket_metrics(prefix, scored, budgets, &mut rec);
     rec
+}
+
+/// The power-of-two bucket `[2^k, 2^(k+1) - 1]` a budget falls in, as `"lo-hi"`.
+pub fn budget_bucket(n: u64) -> String {
+    let lo = if n == 0 { 0 } else { 1u64 << n.ilog2() };
+    let hi = if n == 0 { 0 } else { lo * 2 - 1 };
+    format!("{lo}-{hi}")
+}
+
+/// Length, adherence and reward per budget bucket, so a curve can show whether short and long
+/// budgets are learned alike: `{prefix}/budget/{exact|max}/{lo}-{hi}/{response_len, adherence,
+/// reward}` and, for exact budgets, `rel_error` (mean |L − N| / N). Adherence is the share within
+/// ±20 % of an exact budget, or at or under a maximum one.
+pub fn budget_bucket_metrics(prefix: &str, scored: &[Scored], budgets: &[i64], rec: &mut Record) {
+    let mut buckets: BTreeMap<(&str, u64), Vec<usize>> = BTreeMap::new();
+    for (i, &b) in budgets.iter().enumerate() {
+        match medu1_core::Budget::from_num_tokens(b) {
+            medu1_core::Budget::Exact(n) => buckets.entry(("exact", n)).or_default().push(i),
+            medu1_core::Budget::Maximum(n) => buckets.entry(("max", n)).or_default().push(i),
+            medu1_core::Budget::None => {}
+        }
+    }
+    let mut grouped: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for ((mode, n), idx) in buckets {
+        grouped
+            .entry((mode.to_string(), budget_bucket(n)))
+            .or_default()
+            .extend(idx);
+    }
+    for ((mode, bucket), idx) in grouped {
+        let key = |m: &str| format!("{prefix}/budget/{mode}/{bucket}/{m}");
+        let n = idx.len() as f64;
+        let mean = |f: &dyn Fn(usize) -> f64| idx.iter().map(|&i| f(i)).sum::<f64>() / n;
+        let len = |i: usize| scored[i].length as f64;
+        let budget = |i: usize| budgets[i].unsigned_abs() as f64;
+        rec.insert(key("response_len"), mean(&len));
+        rec.insert(key("reward"), mean(&|i| scored[i].reward));
+        if mode == "exact" {
+            let rel = |i: usize| (len(i) - budget(i)).abs() / budget(i).max(1.0);
+            rec.insert(key("rel_error"), mean(&rel));
+            rec.insert(
+                key("adherence"),
+                mean(&|i| f64::from(u8::from(rel(i) <= 0.2))),
+            );
+        } else {
+            rec.insert(
+                key("adherence"),
+                mean(&|i| f64::from(u8::from(len(i) <= budget(i)))),
+            );
+        }
+    }
 }

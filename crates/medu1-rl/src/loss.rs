@@ -110,6 +110,14 @@ impl Divisor {
     }
 }
 
+/// `mask` `(B, T)` with the rows of sequences not kept set to 0, so they carry no gradient and
+/// no weight in a token mean (DAPO's overlong filtering).
+pub fn keep_rows(mask: &Tensor, keep: &[bool]) -> Result<Tensor> {
+    let rows: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+    let rows = Tensor::from_vec(rows, (keep.len(), 1), mask.device())?.to_dtype(mask.dtype())?;
+    mask.broadcast_mul(&rows)
+}
+
 /// Aggregates `(B, T)` per-token values under `mask` (1 for valid response tokens), over this
 /// batch alone. `norm_len` is the fixed divisor of [`LossAgg::SeqMeanTokenSumNorm`] (the maximum
 /// response length).

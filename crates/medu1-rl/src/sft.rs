@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
-use medu1_core::{Sample, Task, TaskKind};
+use medu1_core::{Budget, Sample, Task, TaskKind};
+use medu1_data::BudgetSampler;
 use medu1_model::{Model, Tokenizer};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +53,15 @@ pub struct SftConfig {
     /// Validation examples used (0: all).
     pub val_limit: usize,
     pub export_hf: bool,
+    /// Budget-aware cold start: each benchmark example draws a budget with `data.budget` and
+    /// `data.budget_range`, its reasoning is cut to that many response tokens (exact mode) or
+    /// to 60–100 % of it (maximum mode), and an exact budget is then set to the target's actual
+    /// length, so every prompt's "Think for N tokens." is true of its target. See
+    /// [`fit_to_budget`].
+    pub fit_budget: bool,
+    /// With `fit_budget`: each benchmark example appears this many times, each with a budget of
+    /// its own, so the same question is seen answered at several lengths.
+    pub budget_copies: usize,
 }
 
 impl Default for SftConfig {
@@ -81,6 +91,8 @@ impl Default for SftConfig {
             val_every: 25,
             val_limit: 64,
             export_hf: true,
+            fit_budget: false,
+            budget_copies: 1,
         }
     }
 }
@@ -155,6 +167,153 @@ pub fn sft_target(s: &Sample) -> Option<String> {
     }
 }
 
+/// A supervised target in three parts: reasoning that may be shortened (`body`), the reasoning's
+/// conclusion that always stays (`tail`), and the answer block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LengthTarget {
+    pub body: String,
+    pub tail: String,
+    pub answer: String,
+}
+
+impl LengthTarget {
+    /// The response text with the body cut to `body` (a prefix of `self.body`).
+    pub fn render(&self, body: &str) -> String {
+        let think = match (body.is_empty(), self.tail.is_empty()) {
+            (true, _) => self.tail.clone(),
+            (false, true) => body.to_string(),
+            (false, false) => format!("{body} {}", self.tail),
+        };
+        format!("<think>\n{think}\n</think>\n{}", self.answer)
+    }
+}
+
+/// [`sft_target`] split for length fitting. Multiple choice, which ships no reasoning, reviews
+/// the case and then every option, so that its reasoning can be as long as a budget asks.
+pub fn length_target(s: &Sample) -> Option<LengthTarget> {
+    let clean = |t: &str| {
+        let mut t = t.to_string();
+        for tag in [
+            "<think>",
+            "</think>",
+            "<Context>",
+            "</Context>",
+            "<Question>",
+            "</Question>",
+        ] {
+            t = t.replace(tag, " ");
+        }
+        t.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    match (&s.task, s.kind()) {
+        (_, TaskKind::FreeText) => Some(LengthTarget {
+            body: clean(s.reasoning.as_deref()?),
+            tail: String::new(),
+            answer: format!("<answer>\n{}\n</answer>", s.answer.trim()),
+        }),
+        (Task::Calculation { .. }, _) => {
+            let expl = clean(s.extra.get("Ground Truth Explanation")?.as_str()?);
+            // The last sentence states the result: it stays whatever the budget.
+            let trimmed = expl.trim_end_matches('.');
+            let (body, tail) = match trimmed.rfind(". ") {
+                Some(i) => (
+                    expl[..=i].trim().to_string(),
+                    expl[i + 1..].trim().to_string(),
+                ),
+                None => (String::new(), expl.clone()),
+            };
+            Some(LengthTarget {
+                body,
+                tail,
+                answer: format!("<answer>{}</answer>", s.answer.trim()),
+            })
+        }
+        (Task::MultipleChoice { options }, _) => {
+            let letter = s.answer.trim();
+            let text_of = |l: &str| {
+                options
+                    .iter()
+                    .find(|c| c.letter == l)
+                    .map(|c| c.text.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let mut body = format!(
+                "Let me weigh each option against the findings in the question. The case: {}",
+                clean(&s.question)
+            );
+            for c in options {
+                let verdict = if c.letter == letter {
+                    "fits the findings best"
+                } else {
+                    "fits them less well"
+                };
+                body.push_str(&format!(
+                    " Option {}, {}, {verdict}.",
+                    c.letter,
+                    c.text.trim()
+                ));
+            }
+            let named = match text_of(letter) {
+                t if t.is_empty() => format!("option {letter}"),
+                t => format!("option {letter}, {t}"),
+            };
+            Some(LengthTarget {
+                body,
+                tail: format!("The best supported choice is {named}."),
+                answer: format!("<answer>{letter}</answer>"),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Cuts `target`'s body so that the response (with `eos` end-of-sequence tokens after it, as
+/// the length term counts it) has about `tokens` tokens, at a word boundary, and returns the response text
+/// and its exact token count. A target whose fixed parts alone are longer stays at its minimum;
+/// one whose whole reasoning is shorter stays whole.
+pub fn fit_to_budget(
+    target: &LengthTarget,
+    tokens: usize,
+    tok: &Tokenizer,
+    eos: usize,
+) -> medu1_model::Result<(String, usize)> {
+    let count = |t: &str| -> medu1_model::Result<usize> { Ok(tok.encode(t)?.len() + eos) };
+    let full = target.render(&target.body);
+    let full_len = count(&full)?;
+    if full_len <= tokens || target.body.is_empty() {
+        return Ok((full, full_len));
+    }
+    let fixed = count(&target.render(""))?;
+    let body_ids = tok.encode(&target.body)?;
+    // Token boundaries shift a little when the text around them changes: start from the
+    // arithmetic guess and step down until the whole response fits.
+    let mut keep = tokens.saturating_sub(fixed).min(body_ids.len());
+    loop {
+        let text = if keep == 0 {
+            String::new()
+        } else {
+            let cut = tok.decode(&body_ids[..keep], true)?;
+            // End on a whole word: the cut is one when the next token starts a new word.
+            let next = tok.decode(&body_ids[..(keep + 1).min(body_ids.len())], true)?;
+            let at_boundary = keep == body_ids.len()
+                || next
+                    .get(cut.len()..)
+                    .is_some_and(|rest| rest.starts_with(char::is_whitespace));
+            let cut = cut.trim_end();
+            match cut.rfind(char::is_whitespace) {
+                Some(i) if !at_boundary => cut[..i].trim_end().to_string(),
+                _ => cut.to_string(),
+            }
+        };
+        let response = target.render(&text);
+        let n = count(&response)?;
+        if n <= tokens || keep == 0 {
+            return Ok((response, n));
+        }
+        keep = keep.saturating_sub((n - tokens).max(1));
+    }
+}
+
 /// One tokenized example.
 #[derive(Debug, Clone)]
 pub struct Example {
@@ -176,9 +335,11 @@ pub fn load_examples(
         .or_else(|| tok.default_stop_ids().first().copied());
     let mut out = Vec::new();
     let mut dropped = 0;
-    for f in files {
+    for (fi, f) in files.iter().enumerate() {
         let mut pairs: Vec<(String, String)> = Vec::new();
-        if let Some(p) = read_pairs(&f.path)? {
+        let pairs_file = read_pairs(&f.path)?;
+        let sliced = pairs_file.is_none();
+        if let Some(p) = pairs_file {
             let template = &renderer.builder.template;
             for (user, response) in p {
                 let prompt = template
@@ -193,25 +354,54 @@ pub fn load_examples(
         } else {
             let loaded = medu1_data::load_path(&f.path, &medu1_data::LoadOptions::default())
                 .map_err(DataError::from)?;
-            for (index, s) in loaded.samples.iter().enumerate() {
-                let Some(target) = sft_target(s) else {
-                    dropped += 1;
-                    continue;
-                };
-                let prompt =
-                    renderer
-                        .builder
-                        .render(s, s.budget)
-                        .map_err(|e| DataError::Render {
-                            path: f.path.clone(),
-                            index,
-                            message: e.to_string(),
-                        })?;
-                pairs.push((prompt, target));
+            let mut fitter = if cfg.fit_budget {
+                Some(BudgetFitter::new(&cfg.data, cfg.seed, fi)?)
+            } else {
+                None
+            };
+            let copies = if cfg.fit_budget {
+                cfg.budget_copies.max(1)
+            } else {
+                1
+            };
+            // skip/limit count items of the file (not targets or copies), as in GRPO.
+            let take = f.limit.unwrap_or(usize::MAX);
+            for (index, s) in loaded.samples.iter().enumerate().skip(f.skip).take(take) {
+                for _ in 0..copies {
+                    let fitted = match &mut fitter {
+                        Some(fit) => {
+                            fit.target(s, tok, usize::from(eos.is_some()))
+                                .map_err(|e| DataError::Tokenize {
+                                    path: f.path.clone(),
+                                    index,
+                                    message: e.to_string(),
+                                })?
+                        }
+                        None => sft_target(s).map(|t| (t, s.budget)),
+                    };
+                    let Some((target, budget)) = fitted else {
+                        dropped += 1;
+                        continue;
+                    };
+                    let prompt =
+                        renderer
+                            .builder
+                            .render(s, budget)
+                            .map_err(|e| DataError::Render {
+                                path: f.path.clone(),
+                                index,
+                                message: e.to_string(),
+                            })?;
+                    pairs.push((prompt, target));
+                }
             }
         }
-        let take = f.limit.unwrap_or(usize::MAX);
-        for (index, (prompt, response)) in pairs.into_iter().enumerate().skip(f.skip).take(take) {
+        let (skip, take) = if sliced {
+            (0, usize::MAX)
+        } else {
+            (f.skip, f.limit.unwrap_or(usize::MAX))
+        };
+        for (index, (prompt, response)) in pairs.into_iter().enumerate().skip(skip).take(take) {
             let enc = |t: &str| {
                 tok.encode(t).map_err(|e| DataError::Tokenize {
                     path: f.path.clone(),
@@ -233,6 +423,59 @@ pub fn load_examples(
         }
     }
     Ok((out, dropped))
+}
+
+/// Draws each example's budget and fits its target to it (`fit_budget`).
+#[derive(Debug)]
+struct BudgetFitter {
+    sampler: BudgetSampler,
+    rng: ChaCha8Rng,
+}
+
+impl BudgetFitter {
+    fn new(data: &DataConfig, seed: u64, file: usize) -> Result<BudgetFitter> {
+        let mode = crate::dataset::budget_mode(data)?.ok_or_else(|| {
+            crate::config::ConfigError::Invalid(
+                "fit_budget needs a drawing data.budget mode (exact, max, both, both-both, ...), not `keep`"
+                    .into(),
+            )
+        })?;
+        let s = (seed as i64).wrapping_add(file as i64);
+        Ok(BudgetFitter {
+            sampler: BudgetSampler::with_range(mode, s, data.budget_range),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb0d6e7 ^ file as u64),
+        })
+    }
+
+    /// The target and the budget its prompt states, or `None` when the sample has no target.
+    fn target(
+        &mut self,
+        s: &Sample,
+        tok: &Tokenizer,
+        eos: usize,
+    ) -> medu1_model::Result<Option<(String, Budget)>> {
+        let budget = self.sampler.next();
+        let Some(t) = length_target(s) else {
+            return Ok(None);
+        };
+        Ok(Some(match budget {
+            Budget::None => {
+                let text = t.render(&t.body);
+                (text, Budget::None)
+            }
+            Budget::Exact(n) => {
+                let (text, len) = fit_to_budget(&t, n as usize, tok, eos)?;
+                (text, Budget::Exact(len as u64))
+            }
+            Budget::Maximum(m) => {
+                let share = self.rng.random_range(0.6..=1.0);
+                let want = ((m as f64 * share).round() as usize).max(1);
+                let (text, len) = fit_to_budget(&t, want, tok, eos)?;
+                // A target that cannot be cut below the maximum gets a maximum it keeps.
+                (text, Budget::Maximum(m.max(len as u64)))
+            }
+        }))
+    }
 }
 
 /// `{"prompt": ..., "response": ...}` lines, if the file is such a JSONL (else `None`).

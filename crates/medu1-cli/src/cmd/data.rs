@@ -9,7 +9,7 @@
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use medu1_core::{CalcOutput, Sample, Task, TaskKind};
-use medu1_data::budget::{BudgetMode, BudgetSampler};
+use medu1_data::budget::{BudgetDist, BudgetMode, BudgetRange, BudgetSampler};
 use medu1_data::load::{Format, LoadOptions, load_path};
 use medu1_data::prompt::{PromptBuilder, Variant};
 use medu1_data::template::ChatTemplate;
@@ -70,6 +70,16 @@ pub struct PrepareArgs {
     /// Seed of Python's `random` for budget draws (one draw sequence over all rows, in order).
     #[arg(long, default_value_t = 12345)]
     seed: i64,
+    /// Smallest budget drawn (the reference's 100).
+    #[arg(long, default_value_t = 100)]
+    budget_min: i64,
+    /// Largest budget drawn (the reference's 2000).
+    #[arg(long, default_value_t = 2000)]
+    budget_max: i64,
+    /// How budgets are drawn in that range: `uniform` (the reference's randint) or
+    /// `log-uniform` (as many in 32-64 as in 128-256).
+    #[arg(long, default_value = "uniform", value_parser = parse_dist)]
+    budget_dist: BudgetDist,
     /// Override every row's split.
     #[arg(long)]
     split: Option<String>,
@@ -150,7 +160,13 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
     if total < 5_000 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut sampler = mode.map(|m| BudgetSampler::new(m, a.seed));
+    let range = BudgetRange {
+        min: a.budget_min,
+        max: a.budget_max,
+        dist: a.budget_dist,
+    };
+    range.validate()?;
+    let mut sampler = mode.map(|m| BudgetSampler::with_range(m, a.seed, range));
     let mut records = Vec::with_capacity(total);
     for samples in &files {
         // `extra_info.index` is the row's position in its source file, as in the reference.
@@ -318,5 +334,13 @@ fn kind_name(k: TaskKind) -> &'static str {
         TaskKind::MultipleChoice => "multiple choice",
         TaskKind::Calculation => "calculation",
         TaskKind::FreeText => "free text",
+    }
+}
+
+fn parse_dist(s: &str) -> Result<BudgetDist, String> {
+    match s {
+        "uniform" => Ok(BudgetDist::Uniform),
+        "log-uniform" | "log_uniform" => Ok(BudgetDist::LogUniform),
+        _ => Err(format!("`{s}`: expected uniform or log-uniform")),
     }
 }

@@ -1,0 +1,330 @@
+//! Length control in training: budget-fitted warm-up targets, DAPO's overlong penalty (in the
+//! reward crate's unit tests) and truncation masking, and the per-budget-bucket metrics.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor, Var};
+use medu1_core::{Budget, Completion, FinishReason};
+use medu1_model::Tokenizer;
+use medu1_rl::config::{DataConfig, DataFile};
+use medu1_rl::dataset::PromptRenderer;
+use medu1_rl::grpo::{budget_bucket, budget_bucket_metrics};
+use medu1_rl::loss::{Divisor, keep_rows, policy_loss_over};
+use medu1_rl::rollout::Scored;
+use medu1_rl::sft::{LengthTarget, SftConfig, fit_to_budget, length_target, load_examples};
+use medu1_rl::{ClipRange, LossAgg};
+
+/// A word-level tokenizer over the words of `texts` (one token per whitespace-separated word,
+/// decoded with spaces), so token counts are word counts and easy to reason about.
+fn word_tokenizer(texts: &[&str]) -> Tokenizer {
+    use tokenizers::models::wordlevel::WordLevel;
+    let mut vocab: HashMap<String, u32> = HashMap::new();
+    vocab.insert("<unk>".into(), 0);
+    vocab.insert("<eos>".into(), 1);
+    for n in 0..1000 {
+        vocab.insert(n.to_string(), vocab.len() as u32);
+    }
+    for t in texts {
+        for w in t.split_whitespace() {
+            let n = vocab.len() as u32;
+            vocab.entry(w.to_string()).or_insert(n);
+        }
+    }
+    let model = WordLevel::builder()
+        .vocab(vocab.into_iter().collect())
+        .unk_token("<unk>".into())
+        .build()
+        .unwrap();
+    let mut tok = tokenizers::Tokenizer::new(model);
+    tok.with_pre_tokenizer(Some(
+        tokenizers::pre_tokenizers::whitespace::WhitespaceSplit {},
+    ));
+    tok.with_decoder(Some(tokenizers::decoders::wordpiece::WordPiece::default()));
+    Tokenizer::from_inner(tok)
+}
+
+fn target() -> LengthTarget {
+    LengthTarget {
+        body: (1..=40)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        tail: "so B.".into(),
+        answer: "<answer>B</answer>".into(),
+    }
+}
+
+#[test]
+fn fitted_targets_have_the_length_asked_for() {
+    let t = target();
+    let full = t.render(&t.body);
+    let tok = word_tokenizer(&[&full]);
+    // Fixed part: "<think>" "so" "B." "</think>" "<answer>B</answer>" + EOS = 6 tokens.
+    let (_, min) = fit_to_budget(&t, 0, &tok, 1).unwrap();
+    assert_eq!(min, 6);
+    for want in [6usize, 7, 10, 25, 46] {
+        let (text, len) = fit_to_budget(&t, want, &tok, 1).unwrap();
+        assert_eq!(len, want, "{text}");
+        assert_eq!(tok.encode(&text).unwrap().len() + 1, len);
+        assert!(text.starts_with("<think>\n") && text.ends_with("</answer>"));
+        assert!(
+            text.contains("so B.\n</think>"),
+            "the tail always stays: {text}"
+        );
+    }
+    // Longer than the whole target: the whole target.
+    let (text, len) = fit_to_budget(&t, 500, &tok, 1).unwrap();
+    assert_eq!((text, len), (full, 46));
+    // The kept body is a prefix of words.
+    let (text, _) = fit_to_budget(&t, 12, &tok, 1).unwrap();
+    assert!(text.contains("w1 w2 w3 w4 w5 w6 so B."), "{text}");
+}
+
+fn write(dir: &std::path::Path, name: &str, v: serde_json::Value) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    p
+}
+
+fn mcq_items(k: usize) -> serde_json::Value {
+    let case = (0..60)
+        .map(|i| format!("finding{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    serde_json::Value::Array(
+        (0..k)
+            .map(|i| {
+                serde_json::json!({
+                    "Source": "MedIQ", "id": format!("{i}"),
+                    "problem": format!("<Context>{case}</Context> <Question>Which one?</Question>"),
+                    "problem_type": "multiple choice",
+                    "options": {"A": "alpha drug", "B": "beta drug"},
+                    "answer": "B", "solution": "beta drug"
+                })
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn multiple_choice_reasoning_reviews_case_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "mcq.json", mcq_items(1));
+    let loaded = medu1_data::load_path(&p, &Default::default()).unwrap();
+    let t = length_target(&loaded.samples[0]).unwrap();
+    assert!(t.body.contains("finding0 finding1"), "{}", t.body);
+    assert!(!t.body.contains("<Context>"));
+    assert!(
+        t.body
+            .contains("Option A, alpha drug, fits them less well.")
+    );
+    assert!(
+        t.body
+            .contains("Option B, beta drug, fits the findings best.")
+    );
+    assert_eq!(t.tail, "The best supported choice is option B, beta drug.");
+    assert_eq!(t.answer, "<answer>B</answer>");
+}
+
+#[test]
+fn budget_fitted_warmup_prompts_state_their_targets_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "mcq.json", mcq_items(40));
+    let loaded = medu1_data::load_path(&p, &Default::default()).unwrap();
+    let full = length_target(&loaded.samples[0]).unwrap();
+    let tok = word_tokenizer(&[
+        &full.render(&full.body),
+        "Think for maximum tokens. Answer the following multiple choice question.",
+    ]);
+    let mut cfg = SftConfig {
+        fit_budget: true,
+        max_seq_tokens: 100_000,
+        data: DataConfig {
+            budget: "both-both".into(),
+            budget_range: medu1_data::BudgetRange {
+                min: 12,
+                max: 60,
+                dist: medu1_data::BudgetDist::Uniform,
+            },
+            chat_template: "chatml".into(),
+            ..DataConfig::default()
+        },
+        ..SftConfig::default()
+    };
+    let files = [DataFile {
+        path: p.clone(),
+        weight: 1.0,
+        limit: None,
+        skip: 0,
+    }];
+    let renderer = PromptRenderer::new(&cfg.data, "", &tok).unwrap();
+    let (examples, dropped) = load_examples(&files, &cfg, &renderer).unwrap();
+    assert_eq!((examples.len(), dropped), (40, 0));
+    let (mut exact, mut max) = (0, 0);
+    let mut lengths = Vec::new();
+    for e in &examples {
+        let prompt = tok.decode(&e.prompt, false).unwrap();
+        let words: Vec<&str> = prompt.split_whitespace().collect();
+        let at = words
+            .iter()
+            .position(|w| *w == "Think")
+            .expect("a budget sentence");
+        let len = e.response.len();
+        lengths.push(len);
+        if words[at + 2] == "maximum" {
+            let m: usize = words[at + 3].parse().unwrap();
+            assert!(len <= m, "max {m}, target {len}");
+            assert!(len as f64 >= 0.6 * m as f64 - 1.0, "max {m}, target {len}");
+            max += 1;
+        } else {
+            let n: usize = words[at + 2].parse().unwrap();
+            assert_eq!(len, n, "exact budget = the target's length");
+            exact += 1;
+        }
+    }
+    assert!(exact > 5 && max > 5, "both modes drawn: {exact} {max}");
+    assert!(lengths.iter().min() < lengths.iter().max());
+    // Reproducible from the seed, different with another.
+    let (again, _) = load_examples(&files, &cfg, &renderer).unwrap();
+    assert!(
+        again
+            .iter()
+            .zip(&examples)
+            .all(|(a, b)| a.prompt == b.prompt && a.response == b.response)
+    );
+    cfg.seed += 1;
+    let (other, _) = load_examples(&files, &cfg, &renderer).unwrap();
+    assert!(
+        other
+            .iter()
+            .zip(&examples)
+            .any(|(a, b)| a.response != b.response)
+    );
+    // Copies: every item several times with budgets of their own; skip/limit count items.
+    cfg.seed -= 1;
+    cfg.budget_copies = 3;
+    let sliced = [DataFile {
+        skip: 10,
+        limit: Some(5),
+        ..files[0].clone()
+    }];
+    let (copies, _) = load_examples(&sliced, &cfg, &renderer).unwrap();
+    assert_eq!(copies.len(), 15);
+    let distinct: std::collections::HashSet<&Vec<u32>> =
+        copies.iter().map(|e| &e.response).collect();
+    assert!(
+        distinct.len() > 5,
+        "copies differ in length: {}",
+        distinct.len()
+    );
+    // A budget mode that draws nothing cannot fit anything.
+    cfg.data.budget = "keep".into();
+    assert!(load_examples(&files, &cfg, &renderer).is_err());
+}
+
+#[test]
+fn truncated_rows_carry_no_gradient() {
+    let dev = Device::Cpu;
+    let lp =
+        Var::from_tensor(&Tensor::new(&[[-1.0f32, -2.0, -0.5], [-0.3, -0.7, -1.1]], &dev).unwrap())
+            .unwrap();
+    let old = lp.as_tensor().detach();
+    let adv = Tensor::new(&[[1.0f32, 1.0, 1.0], [-2.0, -2.0, -2.0]], &dev).unwrap();
+    let mask = Tensor::new(&[[1.0f32, 1.0, 1.0], [1.0, 1.0, 0.0]], &dev).unwrap();
+    let kept = keep_rows(&mask, &[true, false]).unwrap();
+    assert_eq!(
+        kept.to_vec2::<f32>().unwrap(),
+        vec![vec![1.0, 1.0, 1.0], vec![0.0, 0.0, 0.0]]
+    );
+    let clip = ClipRange {
+        low: 0.2,
+        high: 0.2,
+    };
+    let pl = policy_loss_over(
+        &old,
+        lp.as_tensor(),
+        &adv,
+        &kept,
+        clip,
+        LossAgg::TokenMean,
+        3,
+        Divisor::of(&kept).unwrap(),
+    )
+    .unwrap();
+    // Token mean over the 3 kept tokens of -A * ratio (ratio 1): -1.
+    assert!((pl.loss.to_scalar::<f32>().unwrap() + 1.0).abs() < 1e-6);
+    let g = pl.loss.backward().unwrap();
+    let g = g.get(lp.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+    // d/dlogp of -A * exp(logp - old) / 3 at ratio 1: -A / 3 on kept tokens, 0 elsewhere.
+    for v in &g[0] {
+        assert!((v + 1.0 / 3.0).abs() < 1e-6, "{g:?}");
+    }
+    assert_eq!(g[1], vec![0.0, 0.0, 0.0]);
+    // Nothing kept: a zero loss, not NaN.
+    let none = keep_rows(&mask, &[false, false]).unwrap();
+    let pl = policy_loss_over(
+        &old,
+        lp.as_tensor(),
+        &adv,
+        &none,
+        clip,
+        LossAgg::TokenMean,
+        3,
+        Divisor::of(&none).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pl.loss.to_scalar::<f32>().unwrap(), 0.0);
+}
+
+fn scored(length: usize, reward: f64) -> Scored {
+    Scored {
+        completion: Completion {
+            text: String::new(),
+            token_ids: vec![0; length],
+            logprobs: Vec::new(),
+            finish: FinishReason::Stop,
+        },
+        length,
+        reward,
+        correct: false,
+        format_ok: true,
+        error: false,
+    }
+}
+
+#[test]
+fn budget_buckets_report_length_adherence_and_reward() {
+    assert_eq!(budget_bucket(32), "32-63");
+    assert_eq!(budget_bucket(63), "32-63");
+    assert_eq!(budget_bucket(64), "64-127");
+    assert_eq!(budget_bucket(256), "256-511");
+    let s = [
+        scored(40, 1.0),  // exact 40: rel 0
+        scored(60, 0.0),  // exact 50: rel 0.2 (within)
+        scored(100, 2.0), // exact 70: rel 3/7
+        scored(30, 1.0),  // max 64: under
+        scored(90, -1.0), // max 80: over
+        scored(10, 5.0),  // no budget: no bucket
+    ];
+    let budgets = [
+        Budget::Exact(40).num_tokens(),
+        Budget::Exact(50).num_tokens(),
+        Budget::Exact(70).num_tokens(),
+        Budget::Maximum(64).num_tokens(),
+        Budget::Maximum(80).num_tokens(),
+        -1,
+    ];
+    let mut rec = Default::default();
+    budget_bucket_metrics("train", &s, &budgets, &mut rec);
+    let get = |k: &str| *rec.get(k).unwrap_or_else(|| panic!("{k} missing: {rec:?}"));
+    assert_eq!(get("train/budget/exact/32-63/response_len"), 50.0);
+    assert_eq!(get("train/budget/exact/32-63/rel_error"), 0.1);
+    assert_eq!(get("train/budget/exact/32-63/adherence"), 1.0);
+    assert_eq!(get("train/budget/exact/32-63/reward"), 0.5);
+    assert_eq!(get("train/budget/exact/64-127/adherence"), 0.0);
+    assert!((get("train/budget/exact/64-127/rel_error") - 30.0 / 70.0).abs() < 1e-12);
+    assert_eq!(get("train/budget/max/64-127/adherence"), 0.5);
+    assert_eq!(get("train/budget/max/64-127/response_len"), 60.0);
+    assert!(!rec.contains_key("train/budget/max/64-127/rel_error"));
+    assert_eq!(rec.len(), 4 + 4 + 3);
+}
