@@ -395,6 +395,15 @@ fn panel<DB: DrawingBackend>(
                 chart
                     .draw_series(LineSeries::new(p.iter().copied(), color.mix(0.35)))
                     .map_err(e)?;
+                if p.len() == 1 {
+                    // A line needs two points: a bucket seen at one step would not show at all.
+                    chart
+                        .draw_series(
+                            p.iter()
+                                .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                        )
+                        .map_err(e)?;
+                }
                 let ys: Vec<f64> = p.iter().map(|&(_, y)| y).collect();
                 let smooth = ema_debiased(&ys, SMOOTHING);
                 chart
