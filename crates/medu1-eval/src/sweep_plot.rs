@@ -68,6 +68,54 @@ fn plot_err(path: &Path) -> impl Fn(String) -> EvalError + '_ {
     }
 }
 
+/// The y axis of a sweep chart.
+struct YAxis {
+    range: std::ops::Range<f64>,
+    /// Width of the label area, in pixels.
+    label_area: u32,
+    desc: &'static str,
+}
+
+/// A chart over the budgets (ticks exactly at them, labelled with the budget on either scale)
+/// with its mesh drawn: the frame both sweep charts share.
+fn budget_chart<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    axis: Axis,
+    budgets: &[u64],
+    (x0, x1): (f64, f64),
+    y: YAxis,
+) -> Result<
+    ChartContext<
+        'a,
+        BitMapBackend<'b>,
+        Cartesian2d<FixedTicks, plotters::coord::types::RangedCoordf64>,
+    >,
+    String,
+> {
+    let ticks: Vec<f64> = budgets.iter().map(|&b| axis.x(b as f64)).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(y.label_area)
+        .build_cartesian_2d(FixedTicks::new(x0..x1, ticks), y.range)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(if axis.log2 {
+            "budget N (tokens, log2 scale)"
+        } else {
+            "budget N (tokens)"
+        })
+        .y_desc(y.desc)
+        .x_label_formatter(&|x| format!("{:.0}", axis.budget(*x)))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// `length_vs_budget.png`: every response as a faint point at (N, L), jittered sideways, the
 /// median length per budget as a line with markers, and the dashed y = x line (labelled "budget"
 /// in max mode, where it is the ceiling rather than the target).
@@ -107,32 +155,17 @@ pub fn length_vs_budget(
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let strip = legend_height(900, &legend);
         let (chart_area, legend_area) = root.split_vertically(640 - strip);
-        let ticks: Vec<f64> = budgets.iter().map(|&b| axis.x(b as f64)).collect();
-        let mut chart = ChartBuilder::on(&chart_area)
-            .caption(
-                format!(
-                    "Response length vs {} budget",
-                    if max_mode { "maximum" } else { "exact" }
-                ),
-                ("sans-serif", 22),
-            )
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(64)
-            .build_cartesian_2d(FixedTicks::new(x0..x1, ticks), 0f64..y_max)
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc(if axis.log2 {
-                "budget N (tokens, log2 scale)"
-            } else {
-                "budget N (tokens)"
-            })
-            .y_desc("response length L (tokens)")
-            .x_label_formatter(&|x| format!("{:.0}", axis.budget(*x)))
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        let caption = format!(
+            "Response length vs {} budget",
+            if max_mode { "maximum" } else { "exact" }
+        );
+        let y = YAxis {
+            range: 0f64..y_max,
+            label_area: 64,
+            desc: "response length L (tokens)",
+        };
+        let mut chart =
+            budget_chart(&chart_area, &caption, axis, &budgets, (x0, x1), y).map_err(&err)?;
         let faint = PALETTE[0].mix(0.3).filled();
         chart
             .draw_series(points.iter().enumerate().map(|(i, &(n, l))| {
@@ -187,26 +220,14 @@ pub fn accuracy_vs_budget(path: &Path, table: &SweepTable) -> Result<(), EvalErr
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let strip = legend_height(900, &legend);
         let (chart_area, legend_area) = root.split_vertically(600 - strip);
-        let ticks: Vec<f64> = budgets.iter().map(|&b| axis.x(b as f64)).collect();
-        let mut chart = ChartBuilder::on(&chart_area)
-            .caption("Accuracy and format rate vs budget", ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(FixedTicks::new(x0..x1, ticks), 0f64..100f64)
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc(if axis.log2 {
-                "budget N (tokens, log2 scale)"
-            } else {
-                "budget N (tokens)"
-            })
-            .y_desc("%")
-            .x_label_formatter(&|x| format!("{:.0}", axis.budget(*x)))
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        let y = YAxis {
+            range: 0f64..100f64,
+            label_area: 56,
+            desc: "%",
+        };
+        let caption = "Accuracy and format rate vs budget";
+        let mut chart =
+            budget_chart(&chart_area, caption, axis, &budgets, (x0, x1), y).map_err(&err)?;
         let pts = |f: &dyn Fn(&crate::sweep::BudgetRow) -> f64| -> Vec<(f64, f64)> {
             table
                 .rows
