@@ -241,7 +241,7 @@ impl Grpo {
         self.rollout_model()?;
         let items: Vec<_> = draws.iter().map(|&d| self.train.item(d)).collect();
         let model = self.rollout_model.as_ref().expect("built above");
-        let (scored, gstats) = rollout(
+        let (mut scored, gstats) = rollout(
             model,
             &self.tokenizer,
             &items,
@@ -257,7 +257,6 @@ impl Grpo {
             self.cfg.reward.overlong_buffer,
             self.cfg.reward.overlong_penalty_factor,
         );
-        let mut scored = scored;
         let mut penalties = Vec::with_capacity(scored.len());
         for s in &mut scored {
             let p = medu1_reward::overlong_penalty(s.length as f64, rc_max, buffer, factor);
@@ -715,20 +714,14 @@ pub fn budget_bucket(n: u64) -> String {
 /// reward}` and, for exact budgets, `rel_error` (mean |L − N| / N). Adherence is the share within
 /// ±20 % of an exact budget, or at or under a maximum one.
 pub fn budget_bucket_metrics(prefix: &str, scored: &[Scored], budgets: &[i64], rec: &mut Record) {
-    let mut buckets: BTreeMap<(&str, u64), Vec<usize>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(&str, String), Vec<usize>> = BTreeMap::new();
     for (i, &b) in budgets.iter().enumerate() {
-        match medu1_core::Budget::from_num_tokens(b) {
-            medu1_core::Budget::Exact(n) => buckets.entry(("exact", n)).or_default().push(i),
-            medu1_core::Budget::Maximum(n) => buckets.entry(("max", n)).or_default().push(i),
-            medu1_core::Budget::None => {}
-        }
-    }
-    let mut grouped: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for ((mode, n), idx) in buckets {
-        grouped
-            .entry((mode.to_string(), budget_bucket(n)))
-            .or_default()
-            .extend(idx);
+        let (mode, n) = match medu1_core::Budget::from_num_tokens(b) {
+            medu1_core::Budget::Exact(n) => ("exact", n),
+            medu1_core::Budget::Maximum(n) => ("max", n),
+            medu1_core::Budget::None => continue,
+        };
+        grouped.entry((mode, budget_bucket(n))).or_default().push(i);
     }
     for ((mode, bucket), idx) in grouped {
         let key = |m: &str| format!("{prefix}/budget/{mode}/{bucket}/{m}");
