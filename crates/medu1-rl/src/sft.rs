@@ -62,6 +62,27 @@ pub struct SftConfig {
     /// With `fit_budget`: each benchmark example appears this many times, each with a budget of
     /// its own, so the same question is seen answered at several lengths.
     pub budget_copies: usize,
+    /// With `fit_budget`: how a target spends its budget (`cut` or `steps`).
+    pub budget_scaffold: BudgetScaffold,
+    /// With `budget_scaffold = "steps"`: reasoning tokens per step (the step label aside).
+    pub step_tokens: usize,
+}
+
+/// How a budget-fitted warm-up target spends its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetScaffold {
+    /// The reasoning is cut to the budget at a word boundary ([`fit_to_budget`]). A small model
+    /// taught this way has to learn, from the budget's digits alone, where in running text to
+    /// stop; the 135M demo model did not (issue 17's first run: Spearman 0.05).
+    #[default]
+    Cut,
+    /// The reasoning opens with a plan, "Plan: K steps.", then comes in K numbered steps of
+    /// about `step_tokens` tokens ("Step 2/4: ..."), then the conclusion
+    /// ([`fit_steps_to_budget`]). The model has one decision to learn from the budget (K, a
+    /// small number), and stopping after "Step K/K" is a match against a number it wrote
+    /// itself, which the plan keeps in view.
+    Steps,
 }
 
 impl Default for SftConfig {
@@ -93,6 +114,8 @@ impl Default for SftConfig {
             export_hf: true,
             fit_budget: false,
             budget_copies: 1,
+            budget_scaffold: BudgetScaffold::Cut,
+            step_tokens: 24,
         }
     }
 }
@@ -105,6 +128,7 @@ impl SftConfig {
             ("steps", self.steps),
             ("batch_size", self.batch_size),
             ("max_seq_tokens", self.max_seq_tokens),
+            ("step_tokens", self.step_tokens),
         ] {
             if v == 0 {
                 return Err(crate::config::ConfigError::Invalid(format!(
@@ -191,20 +215,7 @@ impl LengthTarget {
 /// [`sft_target`] split for length fitting. Multiple choice, which ships no reasoning, reviews
 /// the case and then every option, so that its reasoning can be as long as a budget asks.
 pub fn length_target(s: &Sample) -> Option<LengthTarget> {
-    let clean = |t: &str| {
-        let mut t = t.to_string();
-        for tag in [
-            "<think>",
-            "</think>",
-            "<Context>",
-            "</Context>",
-            "<Question>",
-            "</Question>",
-        ] {
-            t = t.replace(tag, " ");
-        }
-        t.split_whitespace().collect::<Vec<_>>().join(" ")
-    };
+    let clean = plain_text;
     match (&s.task, s.kind()) {
         (_, TaskKind::FreeText) => Some(LengthTarget {
             body: clean(s.reasoning.as_deref()?),
@@ -314,6 +325,116 @@ pub fn fit_to_budget(
     }
 }
 
+/// Text without reasoning or question markup, whitespace collapsed.
+fn plain_text(t: &str) -> String {
+    let mut t = t.to_string();
+    for tag in [
+        "<think>",
+        "</think>",
+        "<Context>",
+        "</Context>",
+        "<Question>",
+        "</Question>",
+    ] {
+        t = t.replace(tag, " ");
+    }
+    t.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`length_target`] arranged for the `steps` scaffold. Multiple choice reviews the options
+/// first and the case after them, so that a short budget still weighs the options rather than
+/// restating the case, and concludes with the letter only ("... is option C."), so the shortest
+/// response stays within a 32-token budget.
+pub fn scaffold_target(s: &Sample) -> Option<LengthTarget> {
+    let Task::MultipleChoice { options } = &s.task else {
+        return length_target(s);
+    };
+    let letter = s.answer.trim();
+    let mut body = String::new();
+    for c in options {
+        let verdict = if c.letter == letter {
+            "fits the findings best"
+        } else {
+            "fits them less well"
+        };
+        body.push_str(&format!(
+            "Option {}, {}, {verdict}. ",
+            c.letter,
+            c.text.trim()
+        ));
+    }
+    let case = plain_text(&s.question);
+    if !case.is_empty() {
+        body.push_str("The case: ");
+        body.push_str(&case);
+    }
+    Some(LengthTarget {
+        body: body.trim().to_string(),
+        tail: format!("The best supported choice is option {letter}."),
+        answer: format!("<answer>{letter}</answer>"),
+    })
+}
+
+/// The `steps` scaffold: `header` (the budget restated, e.g. "Budget: 128 tokens.", or empty),
+/// the plan, then `target`'s body split at word boundaries into steps of about `step_tokens` tokens, and keeps as many steps as fit in `tokens` response tokens (with `eos`
+/// end-of-sequence tokens after it). Returns the response text, its exact token count and the
+/// number of steps. A target whose fixed parts alone are longer keeps zero steps.
+pub fn fit_steps_to_budget(
+    target: &LengthTarget,
+    header: &str,
+    tokens: usize,
+    step_tokens: usize,
+    tok: &Tokenizer,
+    eos: usize,
+) -> medu1_model::Result<(String, usize, usize)> {
+    let mut steps: Vec<String> = Vec::new();
+    let (mut cur, mut cur_len) = (String::new(), 0);
+    for w in target.body.split_whitespace() {
+        let n = tok.encode(&format!(" {w}"))?.len();
+        if cur_len > 0 && cur_len + n > step_tokens {
+            steps.push(std::mem::take(&mut cur));
+            cur_len = 0;
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+        cur_len += n;
+    }
+    if !cur.is_empty() {
+        steps.push(cur);
+    }
+    let render = |k: usize| {
+        let plan = format!("Plan: {k} step{}.", if k == 1 { "" } else { "s" });
+        let mut think = if header.is_empty() {
+            plan
+        } else {
+            format!("{header} {plan}")
+        };
+        for (i, c) in steps[..k].iter().enumerate() {
+            think.push_str(&format!("\nStep {}/{k}: {c}", i + 1));
+        }
+        if !target.tail.is_empty() {
+            think.push('\n');
+            think.push_str(&target.tail);
+        }
+        format!("<think>\n{think}\n</think>\n{}", target.answer)
+    };
+    let count = |t: &str| -> medu1_model::Result<usize> { Ok(tok.encode(t)?.len() + eos) };
+    let mut best = (render(0), 0);
+    best.1 = count(&best.0)?;
+    let mut k_best = 0;
+    for k in 1..=steps.len() {
+        let text = render(k);
+        let n = count(&text)?;
+        if n > tokens {
+            break;
+        }
+        (best, k_best) = ((text, n), k);
+    }
+    Ok((best.0, best.1, k_best))
+}
+
 /// One tokenized example.
 #[derive(Debug, Clone)]
 pub struct Example {
@@ -355,7 +476,7 @@ pub fn load_examples(
             let loaded = medu1_data::load_path(&f.path, &medu1_data::LoadOptions::default())
                 .map_err(DataError::from)?;
             let mut fitter = if cfg.fit_budget {
-                Some(BudgetFitter::new(&cfg.data, cfg.seed, fi)?)
+                Some(BudgetFitter::new(cfg, fi)?)
             } else {
                 None
             };
@@ -430,10 +551,13 @@ pub fn load_examples(
 struct BudgetFitter {
     sampler: BudgetSampler,
     rng: ChaCha8Rng,
+    scaffold: BudgetScaffold,
+    step_tokens: usize,
 }
 
 impl BudgetFitter {
-    fn new(data: &DataConfig, seed: u64, file: usize) -> Result<BudgetFitter> {
+    fn new(cfg: &SftConfig, file: usize) -> Result<BudgetFitter> {
+        let (data, seed) = (&cfg.data, cfg.seed);
         let mode = crate::dataset::budget_mode(data)?.ok_or_else(|| {
             crate::config::ConfigError::Invalid(
                 "fit_budget needs a drawing data.budget mode (exact, max, both, both-both, ...), not `keep`"
@@ -444,6 +568,8 @@ impl BudgetFitter {
         Ok(BudgetFitter {
             sampler: BudgetSampler::with_range(mode, s, data.budget_range),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb0d6e7 ^ file as u64),
+            scaffold: cfg.budget_scaffold,
+            step_tokens: cfg.step_tokens,
         })
     }
 
@@ -455,24 +581,52 @@ impl BudgetFitter {
         eos: usize,
     ) -> medu1_model::Result<Option<(String, Budget)>> {
         let budget = self.sampler.next();
-        let Some(t) = length_target(s) else {
+        let target = match self.scaffold {
+            BudgetScaffold::Cut => length_target(s),
+            BudgetScaffold::Steps => scaffold_target(s),
+        };
+        let Some(t) = target else {
             return Ok(None);
         };
-        Ok(Some(match budget {
-            Budget::None => {
-                let text = t.render(&t.body);
-                (text, Budget::None)
+        let (scaffold, step_tokens) = (self.scaffold, self.step_tokens);
+        let fit = |want: usize, header: &str| match scaffold {
+            BudgetScaffold::Cut => fit_to_budget(&t, want, tok, eos),
+            BudgetScaffold::Steps => {
+                fit_steps_to_budget(&t, header, want, step_tokens, tok, eos).map(|(t, n, _)| (t, n))
             }
+        };
+        Ok(Some(match budget {
+            Budget::None => (fit(usize::MAX, "")?.0, Budget::None),
             Budget::Exact(n) => {
-                let (text, len) = fit_to_budget(&t, n as usize, tok, eos)?;
+                // The steps scaffold restates the budget, which becomes the target's length: a
+                // fixed point, reached in a step or two (only the digit count can move it).
+                let mut stated = n as usize;
+                let mut fitted = fit(n as usize, &format!("Budget: {stated} tokens."))?;
+                for _ in 0..4 {
+                    if fitted.1 == stated || scaffold == BudgetScaffold::Cut {
+                        break;
+                    }
+                    stated = fitted.1;
+                    fitted = fit(n as usize, &format!("Budget: {stated} tokens."))?;
+                }
+                let (text, len) = fitted;
                 (text, Budget::Exact(len as u64))
             }
             Budget::Maximum(m) => {
                 let share = self.rng.random_range(0.6..=1.0);
                 let want = ((m as f64 * share).round() as usize).max(1);
-                let (text, len) = fit_to_budget(&t, want, tok, eos)?;
+                let header = |m: u64| format!("Budget: at most {m} tokens.");
+                let mut stated = m;
+                let (mut text, mut len) = fit(want, &header(stated))?;
                 // A target that cannot be cut below the maximum gets a maximum it keeps.
-                (text, Budget::Maximum(m.max(len as u64)))
+                for _ in 0..4 {
+                    if len as u64 <= stated {
+                        break;
+                    }
+                    stated = len as u64;
+                    (text, len) = fit(want, &header(stated))?;
+                }
+                (text, Budget::Maximum(stated.max(len as u64)))
             }
         }))
     }

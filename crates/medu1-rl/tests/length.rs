@@ -11,7 +11,10 @@ use medu1_rl::dataset::PromptRenderer;
 use medu1_rl::grpo::{budget_bucket, budget_bucket_metrics};
 use medu1_rl::loss::{Divisor, keep_rows, policy_loss_over};
 use medu1_rl::rollout::Scored;
-use medu1_rl::sft::{LengthTarget, SftConfig, fit_to_budget, length_target, load_examples};
+use medu1_rl::sft::{
+    BudgetScaffold, LengthTarget, SftConfig, fit_steps_to_budget, fit_to_budget, length_target,
+    load_examples, scaffold_target,
+};
 use medu1_rl::{ClipRange, LossAgg};
 
 /// A word-level tokenizer over the words of `texts` (one token per whitespace-separated word,
@@ -80,6 +83,64 @@ fn fitted_targets_have_the_length_asked_for() {
     assert!(text.contains("w1 w2 w3 w4 w5 w6 so B."), "{text}");
 }
 
+#[test]
+fn step_scaffold_plans_and_numbers_its_steps() {
+    let t = target();
+    let tok = word_tokenizer(&[&t.render(&t.body)]);
+    // Fixed: "<think>" "Plan:" "K" "steps." "so" "B." "</think>" "<answer>B</answer>" + EOS = 9;
+    // each step of 8 words adds "Step" "i/K:" and its words = 10.
+    for (want, k) in [
+        (0usize, 0usize),
+        (9, 0),
+        (18, 0),
+        (19, 1),
+        (38, 2),
+        (39, 3),
+        (59, 5),
+        (500, 5),
+    ] {
+        let (text, len, steps) = fit_steps_to_budget(&t, "", want, 8, &tok, 1).unwrap();
+        assert_eq!(steps, k, "want {want}: {text}");
+        assert_eq!(len, 9 + 10 * k, "{text}");
+        assert_eq!(tok.encode(&text).unwrap().len() + 1, len);
+        let plan = if k == 1 {
+            "Plan: 1 step.".to_string()
+        } else {
+            format!("Plan: {k} steps.")
+        };
+        assert!(text.starts_with(&format!("<think>\n{plan}")), "{text}");
+        assert!(
+            text.ends_with("so B.\n</think>\n<answer>B</answer>"),
+            "{text}"
+        );
+        assert_eq!(text.matches("\nStep ").count(), k);
+    }
+    let (text, _, _) = fit_steps_to_budget(&t, "", 39, 8, &tok, 1).unwrap();
+    assert!(
+        text.contains("\nStep 2/3: w9 w10 w11 w12 w13 w14 w15 w16\nStep 3/3: w17"),
+        "{text}"
+    );
+}
+
+#[test]
+fn step_scaffold_reviews_options_before_the_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "mcq.json", mcq_items(1));
+    let loaded = medu1_data::load_path(&p, &Default::default()).unwrap();
+    let t = scaffold_target(&loaded.samples[0]).unwrap();
+    assert!(
+        t.body.starts_with(
+            "Option A, alpha drug, fits them less well. Option B, beta drug, fits the findings best. The case: finding0 finding1"
+        ),
+        "{}",
+        t.body
+    );
+    assert!(!t.body.contains("<Context>") && !t.body.contains("<Question>"));
+    assert!(t.body.ends_with("Which one?"), "{}", t.body);
+    assert_eq!(t.tail, "The best supported choice is option B.");
+    assert_eq!(t.answer, "<answer>B</answer>");
+}
+
 fn write(dir: &std::path::Path, name: &str, v: serde_json::Value) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
@@ -135,6 +196,7 @@ fn budget_fitted_warmup_prompts_state_their_targets_length() {
     let tok = word_tokenizer(&[
         &full.render(&full.body),
         "Think for maximum tokens. Answer the following multiple choice question.",
+        "Budget: at most tokens. Plan: step. steps. The best supported choice is option B.",
     ]);
     let mut cfg = SftConfig {
         fit_budget: true,
@@ -217,6 +279,44 @@ fn budget_fitted_warmup_prompts_state_their_targets_length() {
         "copies differ in length: {}",
         distinct.len()
     );
+    // The steps scaffold: every target opens with its plan and still matches its budget.
+    cfg.budget_copies = 1;
+    cfg.budget_scaffold = BudgetScaffold::Steps;
+    cfg.step_tokens = 8;
+    let (steps, dropped) = load_examples(&files, &cfg, &renderer).unwrap();
+    assert_eq!((steps.len(), dropped), (40, 0));
+    let mut plans = std::collections::HashSet::new();
+    for e in &steps {
+        let prompt = tok.decode(&e.prompt, false).unwrap();
+        let words: Vec<&str> = prompt.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "Think").unwrap();
+        let response = tok.decode(&e.response, false).unwrap();
+        let head: Vec<&str> = response.split_whitespace().take(8).collect();
+        let len = e.response.len();
+        // The think block restates the prompt's budget, then plans.
+        if words[at + 2] == "maximum" {
+            let m = words[at + 3];
+            assert_eq!(
+                head[..6],
+                ["<think>", "Budget:", "at", "most", m, "tokens."],
+                "{response}"
+            );
+            assert!(len <= m.parse::<usize>().unwrap());
+            assert_eq!(head[6], "Plan:");
+            plans.insert(head[7].to_string());
+        } else {
+            let n = words[at + 2];
+            assert_eq!(
+                head[..4],
+                ["<think>", "Budget:", n, "tokens."],
+                "{response}"
+            );
+            assert_eq!(len, n.parse::<usize>().unwrap());
+            assert_eq!(head[4], "Plan:");
+            plans.insert(head[5].to_string());
+        }
+    }
+    assert!(plans.len() >= 3, "budgets give different plans: {plans:?}");
     // A budget mode that draws nothing cannot fit anything.
     cfg.data.budget = "keep".into();
     assert!(load_examples(&files, &cfg, &renderer).is_err());
