@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod cmd;
+mod status;
 
 use clap::{Parser, Subcommand};
 

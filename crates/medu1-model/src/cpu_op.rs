@@ -33,6 +33,18 @@ pub(crate) fn f32_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.detach().flatten_all()?.to_vec1::<f32>()
 }
 
+/// The softmax of one row of scores, in place (attention and the decode kernel).
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use candle_core::{Tensor, Var};

