@@ -6,7 +6,6 @@
 //! rows ([`write`]).
 
 pub mod budget;
-pub mod calc;
 pub mod load;
 pub mod ovalue;
 pub mod prompt;

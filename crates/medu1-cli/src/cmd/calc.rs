@@ -7,10 +7,10 @@
 use crate::status::note;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use medu1_calc::{self as calc, Calculator, Difficulty, VerifyReport};
 use medu1_core::Budget;
 use medu1_core::atomic::AtomicFile;
 use medu1_data::PromptBuilder;
-use medu1_data::calc::{self, Calculator, Difficulty, VerifyReport};
 use medu1_data::prompt::Variant;
 use std::io::Write;
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 // The test prints its table and its skip message: that is its report.
 #![allow(clippy::print_stdout)]
 
-use medu1_data::calc::{self, verify_csv};
+use medu1_calc::{self as calc, verify_csv};
 use std::path::PathBuf;
 
 /// Calculators below 95 % only because of benchmark label errors (see the report's reasons).
