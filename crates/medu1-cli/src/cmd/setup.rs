@@ -52,7 +52,6 @@ pub fn default_model_path() -> PathBuf {
     cache_dir().join(MODEL_DIR).join(GGUF_FILE)
 }
 
-#[allow(dead_code)] // called by the model-backed subcommands as they land
 /// Resolves a `--model` argument: `default` means the embedded model, which must have been set up.
 pub fn resolve_model(arg: &str) -> anyhow::Result<PathBuf> {
     if arg == "default" {
