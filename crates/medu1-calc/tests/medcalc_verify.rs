@@ -33,7 +33,10 @@ fn csv_path() -> Option<PathBuf> {
 #[test]
 fn calculators_agree_with_the_benchmark() {
     let Some(path) = csv_path() else {
-        println!("skipping: MedCalc-Bench test_data_v1.0.csv not found (set MEDU1_DATA_DIR)");
+        medu1_core::testing::skip(
+            "shared-data",
+            "MedCalc-Bench test_data_v1.0.csv not found (set MEDU1_DATA_DIR)",
+        );
         return;
     };
     let report = verify_csv(&path).expect("csv reads");

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub mod atomic;
 pub mod budget;
 pub mod pywhite;
+pub mod testing;
 
 pub use budget::Budget;
 
