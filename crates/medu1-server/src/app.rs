@@ -238,9 +238,22 @@ where
                 .samples
                 .get_or_create(&RouteLabel { route })
                 .inc_by(n as u64);
+            tracing::debug!(
+                route,
+                samples = n,
+                status = resp.status().as_u16(),
+                secs = start.elapsed().as_secs_f64(),
+                "request served"
+            );
             resp
         }
         Err(e) => {
+            tracing::debug!(
+                route,
+                error = e.error,
+                secs = start.elapsed().as_secs_f64(),
+                "request refused"
+            );
             s.metrics
                 .errors
                 .get_or_create(&ErrorLabel {

@@ -30,9 +30,12 @@ pub enum DataCommand {
         #[arg(long)]
         format: Option<Format>,
     },
-    /// Same as `medu1 calc verify`: check the calculators against MedCalc-Bench's labels.
+    /// The former name of `medu1 calc verify`, kept working but hidden from help: one name per
+    /// command.
+    #[command(hide = true)]
     VerifyCalc(super::calc::VerifyArgs),
-    /// Same as `medu1 calc synth`: generate verifiable calculation training rows.
+    /// The former name of `medu1 calc synth` (hidden, as `verify-calc`).
+    #[command(hide = true)]
     SynthCalc(super::calc::SynthArgs),
 }
 

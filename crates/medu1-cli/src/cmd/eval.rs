@@ -230,6 +230,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         plot: !a.no_plot,
     };
     note!("backend: {}", backend.describe());
+    tracing::info!(
+        backend = %backend.describe(),
+        out_dir = %cfg.out_dir.display(),
+        sweep = sweep.is_some(),
+        "eval: run start"
+    );
     if let Some(sweep) = sweep {
         return eval_sweep(backend.as_ref(), cfg, &sweep);
     }
@@ -257,6 +263,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if let Some((_, b)) = bar.take() {
         b.finish();
     }
+    tracing::info!(
+        resumed = summary.resumed,
+        generated = summary.generated,
+        report = %summary.paths.markdown.display(),
+        "eval: run end"
+    );
     if summary.resumed > 0 {
         note!(
             "resumed: {} items from an earlier run, {} generated now",
@@ -305,6 +317,12 @@ fn eval_sweep(backend: &dyn Backend, cfg: RunConfig, sweep: &Sweep) -> anyhow::R
         )
     })?;
     bar.finish();
+    tracing::info!(
+        resumed = summary.resumed,
+        generated = summary.generated,
+        report = %summary.paths.markdown.display(),
+        "eval: sweep end"
+    );
     if summary.resumed > 0 {
         note!(
             "resumed: {} item-budgets from an earlier run, {} generated now",

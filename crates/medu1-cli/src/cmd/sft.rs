@@ -37,6 +37,14 @@ pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
         sft.run_dir.display()
     );
     let steps = sft.cfg.steps as u64;
+    tracing::info!(
+        run_dir = %sft.run_dir.display(),
+        steps,
+        from_step = sft.step,
+        train = sft.train.len(),
+        val = sft.val.len(),
+        "sft: run start"
+    );
     let bar = steps_bar(steps, sft.step);
     while sft.step < steps {
         let rec = sft.step()?;
@@ -49,12 +57,28 @@ pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
             get("sft/lr"),
             get("tokens_per_s/train")
         );
+        tracing::debug!(
+            step = get("step"),
+            loss = get("sft/loss"),
+            lr = get("sft/lr"),
+            "sft: step done"
+        );
+        if medu1_rl::checkpoint::checkpoint_dir(&sft.run_dir, sft.step).is_dir() {
+            tracing::info!(step = sft.step, "sft: checkpoint saved");
+        }
         if rec.contains_key("sft/val_loss") {
+            tracing::info!(
+                run = "sft",
+                step = sft.step,
+                val_loss = get("sft/val_loss"),
+                "validation done"
+            );
             line.push_str(&format!("  val loss {:.4}", get("sft/val_loss")));
         }
         say(&bar, line);
     }
     bar.finish_and_clear();
+    tracing::info!(steps = sft.step, run_dir = %sft.run_dir.display(), "sft: run end");
     let png = sft.run_dir.join("curves.png");
     medu1_eval::curves::training_curves(&png, sft.metrics.records())?;
     Ok(sft)
@@ -71,7 +95,10 @@ pub fn run(a: SftArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading {}", path.display()))?;
     let mut sft = Sft::new(cfg, policy, tokenizer.clone(), start)?;
     let tok = tokenizer.clone();
-    sft.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
+    sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
+        tracing::debug!(dir = %dir.display(), "sft: exporting the checkpoint's hf/ folder");
+        export_hf(m, &tok, dir)
+    })));
     let sft = run_sft(sft)?;
     let last = medu1_rl::checkpoint::latest(&sft.run_dir)?;
     println!(

@@ -88,6 +88,14 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if cfg.warmup.is_some() {
         medu1_rl::run::prepare_run_dir(&cfg.trainer.out_dir.join("warmup"), start)?;
     }
+    tracing::info!(
+        config = %a.config.display(),
+        run_dir = %cfg.trainer.out_dir.display(),
+        steps = cfg.trainer.steps,
+        start = ?start,
+        warmup = cfg.warmup.is_some(),
+        "train: run start"
+    );
     let fault = FaultPoint::from_env();
     let model_path = super::setup::resolve_model(&cfg.model.path)?;
     note!("loading {} for training", model_path.display());
@@ -108,6 +116,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         if let Some(f) = &export_fault {
             f.in_export();
         }
+        tracing::debug!(dir = %dir.display(), "train: exporting the checkpoint's hf/ folder");
         export_hf(m, &tok, dir)
     })));
     note!(
@@ -120,6 +129,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if t.step == 0 && t.cfg.trainer.val_before_train && t.val.is_some() {
         note!("validating before training...");
         let rec = t.validate(&mut |_| {})?;
+        log_validation("train", "before training", 0, &rec);
         print_val("before training", &rec);
         let path = t.run_dir.join("val_before.json");
         medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
@@ -136,6 +146,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 if let Some(f) = &fault {
                     f.at(next, name);
                 }
+                tracing::debug!(step = next, phase = name, "train: phase");
+                if name == "checkpoint written" {
+                    tracing::info!(step = next, "train: checkpoint saved");
+                }
                 phase = name;
                 bar.set_message(name);
             }
@@ -148,6 +162,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         })?;
         bar.inc(1);
         let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+        tracing::debug!(
+            step = get("step"),
+            reward = get("train/reward/mean"),
+            accuracy = get("train/accuracy"),
+            format = get("train/format_rate"),
+            kl = get("actor/kl"),
+            secs = get("time/step_s"),
+            "train: step done"
+        );
+        if rec.contains_key("val/reward/mean") {
+            log_validation("train", "during training", t.step, &rec);
+        }
         say(
             &bar,
             format!(
@@ -203,7 +229,23 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         "run folder {}: metrics.jsonl, metrics.csv, curves.png, checkpoints/",
         t.run_dir.display()
     );
+    tracing::info!(steps = t.step, run_dir = %t.run_dir.display(), "train: run end");
     Ok(())
+}
+
+/// The `validation done` event of a run (`what`: train or sft), from a metrics row with `val/` keys.
+pub fn log_validation(what: &str, when: &str, step: u64, rec: &medu1_rl::metrics::Record) {
+    let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+    tracing::info!(
+        run = what,
+        when,
+        step,
+        samples = get("val/samples"),
+        reward = get("val/reward/mean"),
+        accuracy = get("val/accuracy"),
+        format = get("val/format_rate"),
+        "validation done"
+    );
 }
 
 fn print_val(label: &str, rec: &medu1_rl::metrics::Record) {
@@ -257,6 +299,7 @@ fn warm_up(
     w.data = cfg.data.clone();
     if !cfg.data.val.is_empty() {
         let rec = validate_policy(cfg, &policy, tokenizer, rewarder)?;
+        log_validation("train", "before the warm-up", 0, &rec);
         print_val("before the warm-up", &rec);
         let path = cfg.trainer.out_dir.join("val_before_warmup.json");
         medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
@@ -264,7 +307,10 @@ fn warm_up(
     // A fresh run's warm-up folder was checked (or cleared by --overwrite) before we got here.
     let mut sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), resume)?;
     let tok = tokenizer.clone();
-    sft.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
+    sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
+        tracing::debug!(dir = %dir.display(), "sft: exporting the checkpoint's hf/ folder");
+        export_hf(m, &tok, dir)
+    })));
     Ok(run_sft(sft)?.into_policy())
 }
 
