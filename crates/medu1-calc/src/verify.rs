@@ -79,7 +79,7 @@ impl VerifyReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("cannot read medcalc csv {path}: {source}")]
+    #[error("cannot read medcalc csv {path}")]
     Csv { path: String, source: csv::Error },
     #[error("medcalc csv {path} has no column `{column}`")]
     Column { path: String, column: String },

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod atomic;
 pub mod budget;
+pub mod error;
 pub mod pywhite;
 pub mod testing;
 

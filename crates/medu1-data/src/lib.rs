@@ -6,6 +6,7 @@
 //! rows ([`write`]).
 
 pub mod budget;
+pub mod error;
 pub mod load;
 pub mod ovalue;
 pub mod prompt;

@@ -137,7 +137,7 @@ fn load_items(b: &Benchmark, cfg: &RunConfig) -> Result<Vec<Item>, EvalError> {
                 .map_err(|e| EvalError::Prompt {
                     path: b.path.clone(),
                     id: sample.id.clone(),
-                    message: e.to_string(),
+                    message: medu1_core::error::chain(&e),
                 })?,
         };
         let prompt = Prompt {

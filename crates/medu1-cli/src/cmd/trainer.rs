@@ -18,7 +18,9 @@ pub fn start_mode(resume: bool, overwrite: bool) -> Start {
 /// Writes a Hugging Face folder: weights + config.json (save_hf), tokenizer.json and a
 /// tokenizer_config.json carrying the chat template and special tokens.
 pub fn export_hf(model: &Model, tokenizer: &Tokenizer, dir: &Path) -> Result<(), String> {
-    model.save_hf(dir).map_err(|e| e.to_string())?;
+    model
+        .save_hf(dir)
+        .map_err(|e| medu1_core::error::chain(&e))?;
     tokenizer
         .inner()
         .save(dir.join("tokenizer.json"), false)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use medu1_core::Sample;
 
-use super::error::{LoadError, Loc};
+use crate::error::{LoadError, Loc};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 

@@ -5,8 +5,8 @@
 //! with the calculator id/name, category, output type and note id, in `Sample::extra` for later
 //! stages (never for grading).
 
-use super::error::{LoadError, Loc};
 use super::fields::Ctx;
+use crate::error::{LoadError, Loc};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, CalcOutput, Sample, Task};
@@ -54,7 +54,7 @@ pub(crate) fn read_csv(
             .iter()
             .position(|h| h.trim() == name)
             .ok_or_else(|| {
-                LoadError::Row(Box::new(super::error::RowError {
+                LoadError::Row(Box::new(crate::error::RowError {
                     path: path.to_path_buf(),
                     loc: Loc::Line(1),
                     field: Some(name.to_string()),

@@ -8,7 +8,6 @@
 //! [`Loaded::rejected`] with its error.
 
 pub mod ehrnoteqa;
-mod error;
 pub mod evalinput;
 mod fields;
 pub mod medcalc;
@@ -20,9 +19,9 @@ pub mod o1sft;
 pub mod pubmedqa;
 pub mod verl;
 
-pub use self::error::{LoadError, Loc, RowError};
 pub use self::fields::Ctx;
 use self::fields::{json_records, parse_whole};
+pub use crate::error::{LoadError, Loc, RowError};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::Sample;

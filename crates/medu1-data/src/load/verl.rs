@@ -5,8 +5,8 @@
 //! released variant reproduces the row's prompt byte for byte (MCQ options stay inline in the
 //! question, so the sample's option list is empty).
 
-use super::error::{LoadError, Loc};
 use super::fields::Ctx;
+use crate::error::{LoadError, Loc};
 use crate::ovalue::OValue;
 use crate::prompt::parse_user_message;
 use crate::record::{FieldError, VerlRecord};
@@ -169,7 +169,7 @@ pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<VerlRecord>, LoadError
     rows.into_iter()
         .map(|(loc, v)| {
             v.and_then(|v| VerlRecord::from_ovalue(&v)).map_err(|e| {
-                LoadError::Row(Box::new(super::error::RowError::from_field(path, loc, e)))
+                LoadError::Row(Box::new(crate::error::RowError::from_field(path, loc, e)))
             })
         })
         .collect()

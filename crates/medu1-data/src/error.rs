@@ -1,10 +1,27 @@
-//! Why a benchmark file or one of its rows could not be read: [`LoadError`] for the file,
-//! [`RowError`] for a row, at a [`Loc`].
+//! The errors of medu1-data: a field of a row ([`FieldError`]), why a benchmark file or one of its rows could not be read
+//! ([`LoadError`] for the file, [`RowError`] for a row, at a [`Loc`]), why an output file could not
+//! be written ([`WriteError`]), why a chat template could not be loaded or rendered
+//! ([`TemplateError`]). Each names what failed and keeps the cause as its `source`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::record::FieldError;
+/// A field-level problem in one row; the loader adds file and line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field `{field}`: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
 
 /// Where in a file a record sits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,22 +75,53 @@ impl RowError {
 /// Why a file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{}: cannot detect the format: {reason}", path.display())]
     Detect { path: PathBuf, reason: String },
-    #[error("{}: invalid json: {source}", path.display())]
+    #[error("{}: invalid json", path.display())]
     Json {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("{}: parquet: {message}", path.display())]
     Parquet { path: PathBuf, message: String },
-    #[error("{}: csv: {source}", path.display())]
+    #[error("{}: csv", path.display())]
     Csv { path: PathBuf, source: csv::Error },
     #[error(transparent)]
     Row(Box<RowError>),
+}
+
+/// Why an output file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{}: cannot write", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: parquet: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
+}
+
+/// Why a template could not be loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("chat template")]
+    Jinja(#[from] minijinja::Error),
+    #[error("{path}: cannot read chat template")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: no `chat_template` field")]
+    Missing { path: String },
+    #[error("{path}: invalid json")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
 }
