@@ -8,8 +8,12 @@
 
 mod app;
 mod error;
+mod handling;
 mod metrics;
 pub mod protocol;
+mod route_reward;
+mod route_score;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
