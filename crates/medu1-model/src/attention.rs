@@ -51,7 +51,7 @@ impl Attention {
 
     /// The attention output from candle ops: the fused softmax for inference and inside this
     /// op, the differentiable one for training off the CPU.
-    pub fn composite(
+    pub(crate) fn composite(
         &self,
         q: &Tensor,
         k: &Tensor,
@@ -69,7 +69,7 @@ impl Attention {
     /// The attention output: for training on the CPU one autograd node that recomputes its
     /// probabilities in the backward pass instead of keeping them for every layer; for a few
     /// query rows on the CPU (decoding) `decode_attention`; otherwise [`Attention::composite`].
-    pub fn forward(
+    pub(crate) fn forward(
         self,
         q: &Tensor,
         k: &Tensor,

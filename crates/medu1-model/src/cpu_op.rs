@@ -49,7 +49,7 @@ pub(crate) fn softmax_in_place(row: &mut [f32]) {
 pub(crate) mod testing {
     use candle_core::{Tensor, Var};
 
-    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .and_then(|d| d.abs())
             .and_then(|d| d.flatten_all())
@@ -60,7 +60,7 @@ pub(crate) mod testing {
 
     /// `fused` equals `plain` within 1e-5, and so does the gradient of a random weighted sum of
     /// each with respect to every var (non-zero, within 1e-4 relative to its largest entry).
-    pub fn assert_same_values_and_gradients(
+    pub(crate) fn assert_same_values_and_gradients(
         fused: &Tensor,
         plain: &Tensor,
         vars: &[&Var],
