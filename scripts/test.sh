@@ -9,12 +9,16 @@
 #    8m42s cold on the shared 2-core test machine, mostly torch's CUDA wheels), in which medu1-cli's `frameworks` test drives
 #    the frameworks' own reward code (MEDU1_FRAMEWORKS_PYTHON); MEDU1_SKIP_FRAMEWORKS=1 skips it
 #    (outside CI; with CI=true the test fails without the venv).
-# Tests that need ../shared skip with a message when it is absent.
+# Tests that need ../shared skip with a message when it is absent. A skipped test prints a
+# `SKIPPED <test> [<fixture>]: <why>` line; MEDU1_REQUIRE_FIXTURES (set below to what this script
+# installed or found, unless already set) turns the skip of such a fixture into a failure, so a
+# green run has checked everything it could.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release -p medu1-cli
 ./target/release/medu1 setup
+fixtures="model,python3"
 
 venv="${MEDU1_TEST_VENV:-${TMPDIR:-/tmp}/medu1-test-venv}"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
@@ -22,17 +26,25 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pyarrow' 2>/de
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'pyarrow>=14'
 fi
 export MEDU1_PYTHON="$venv/bin/python"
+fixtures="$fixtures,pyarrow"
 
 if [ "${MEDU1_SKIP_LLAMA:-0}" != 1 ]; then
   llama_venv="${MEDU1_LLAMA_VENV:-${TMPDIR:-/tmp}/medu1-llama-venv}"
   bash scripts/llama_server_venv.sh "$llama_venv"
   export MEDU1_LLAMA_PYTHON="$llama_venv/bin/python"
+  fixtures="$fixtures,llama"
 fi
 
 if [ "${MEDU1_SKIP_FRAMEWORKS:-0}" != 1 ]; then
   frameworks_venv="${MEDU1_FRAMEWORKS_VENV:-${TMPDIR:-/tmp}/medu1-frameworks-venv}"
   bash scripts/integrations_venv.sh "$frameworks_venv"
   export MEDU1_FRAMEWORKS_PYTHON="$frameworks_venv/bin/python"
+  fixtures="$fixtures,frameworks"
 fi
+
+[ -d "${MEDU1_DATA_DIR:-../shared/data}" ] && fixtures="$fixtures,shared-data"
+[ -d "${MEDU1_GOLDEN_DIR:-../shared/golden}" ] && fixtures="$fixtures,golden"
+export MEDU1_REQUIRE_FIXTURES="${MEDU1_REQUIRE_FIXTURES:-$fixtures}"
+echo "test: fixtures required: $MEDU1_REQUIRE_FIXTURES"
 
 cargo test --workspace --release "$@"

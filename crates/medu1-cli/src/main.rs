@@ -2,8 +2,12 @@
 //! rewards. This crate is the only one that prints, reads the environment or uses `anyhow`; every
 //! subcommand lives in its own module under `cmd/`.
 #![allow(clippy::print_stdout)]
+// A binary has no public API: `pub` here marks what the command modules share, and writing
+// pub(crate) on every such item would say nothing more.
+#![allow(unreachable_pub)]
 
 mod cmd;
+mod status;
 
 use clap::{Parser, Subcommand};
 

@@ -17,8 +17,9 @@ fn python() -> Option<PathBuf> {
                 !ci,
                 "CI=true but MEDU1_FRAMEWORKS_PYTHON ({other:?}) names no python: run scripts/integrations_venv.sh"
             );
-            println!(
-                "skipping: MEDU1_FRAMEWORKS_PYTHON not set (scripts/integrations_venv.sh builds the venv)"
+            medu1_core::testing::skip(
+                "frameworks",
+                "MEDU1_FRAMEWORKS_PYTHON not set (scripts/integrations_venv.sh builds the venv)",
             );
             None
         }

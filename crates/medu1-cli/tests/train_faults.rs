@@ -233,3 +233,42 @@ fn killed_runs_resume_to_the_uninterrupted_result() {
         before
     );
 }
+
+/// `MEDU1_LOG=debug medu1 train` shows the run's events on stderr: start, every step, validation,
+/// each checkpoint, the end (issue 19: --log / MEDU1_LOG had nothing to show).
+#[test]
+fn debug_log_shows_the_run_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny");
+    write_tiny_model(&model);
+    let config = write_config(dir.path(), &model);
+    let out = dir.path().join("logged");
+    let toy = dir.path().join("toy.json");
+    let run = Command::new(env!("CARGO_BIN_EXE_medu1"))
+        .args(["train", "--config"])
+        .arg(&config)
+        .arg("--set")
+        .arg(format!("trainer.out_dir=\"{}\"", out.display()))
+        .arg("--set")
+        .arg(format!("data.val=[{{ path = \"{}\" }}]", toy.display()))
+        .args(["--set", "trainer.val_every=2", "--set", "trainer.steps=2"])
+        .env("RAYON_NUM_THREADS", "1")
+        .env("MEDU1_LOG", "medu1=debug")
+        .env_remove("MEDU1_FAULT_ABORT")
+        .output()
+        .expect("run medu1 train");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    for event in [
+        "train: run start",
+        "train: phase",
+        "train: step done",
+        "validation done",
+        "train: checkpoint saved",
+        "train: run end",
+    ] {
+        assert!(stderr.contains(event), "no `{event}` event in:\n{stderr}");
+    }
+    let shown = stderr.lines().filter(|l| l.contains("medu1::")).count();
+    println!("MEDU1_LOG=medu1=debug: {shown} event lines");
+}

@@ -15,7 +15,7 @@ impl Drop for Server {
 #[test]
 fn verl_shim_against_live_server() {
     if Command::new("python3").arg("--version").output().is_err() {
-        println!("skipping: python3 not found");
+        medu1_core::testing::skip("python3", "python3 not found");
         return;
     }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod atomic;
 pub mod budget;
+pub mod error;
 pub mod pywhite;
+pub mod testing;
 
 pub use budget::Budget;
 

@@ -6,7 +6,7 @@
 //! rows ([`write`]).
 
 pub mod budget;
-pub mod calc;
+pub mod error;
 pub mod load;
 pub mod ovalue;
 pub mod prompt;

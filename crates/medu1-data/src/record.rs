@@ -201,22 +201,7 @@ impl VerlRecord {
     }
 }
 
-/// A field-level problem in one row; the loader adds file and line.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("field `{field}`: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::error::FieldError;
 
 /// [`VerlRecord`] serialized with a chosen key order.
 #[derive(Debug, Clone, Copy)]

@@ -40,24 +40,7 @@ pub const QWEN25_DEFAULT_SYSTEM: &str =
 pub const SMOLLM2_DEFAULT_SYSTEM: &str =
     "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
-/// Why a template could not be loaded or rendered.
-#[derive(Debug, thiserror::Error)]
-pub enum TemplateError {
-    #[error("chat template: {0}")]
-    Jinja(#[from] minijinja::Error),
-    #[error("{path}: cannot read chat template: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: no `chat_template` field")]
-    Missing { path: String },
-    #[error("{path}: invalid json: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
-}
+pub use crate::error::TemplateError;
 
 /// A way of rendering messages to model input text.
 #[derive(Debug)]
@@ -322,11 +305,9 @@ mod tests {
         .unwrap();
         assert_eq!(t.render(&[Message::user(" ab ")], false).unwrap(), "<s>AB");
         let bad = ChatTemplate::from_jinja("{{ raise_exception('no') }}", "", "").unwrap();
-        assert!(
-            bad.render(&[], false)
-                .unwrap_err()
-                .to_string()
-                .contains("no")
-        );
+        // The message says what failed; the template's own error is its source.
+        let err = bad.render(&[], false).unwrap_err();
+        assert_eq!(err.to_string(), "chat template");
+        assert!(medu1_core::error::chain(&err).contains("no"));
     }
 }

@@ -30,20 +30,10 @@ use arrow_schema::{DataType, Field, Fields, Schema};
 use medu1_core::atomic::AtomicFile;
 use serde::Serialize;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// Why an output file could not be written.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("{}: cannot write: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: parquet: {message}", path.display())]
-    Parquet { path: PathBuf, message: String },
-}
+pub use crate::error::WriteError;
 
 /// The on-disk layout of prepared rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -120,7 +120,10 @@ fn item(input: &Value) -> OValue {
 #[test]
 fn prompts_jsonl_byte_for_byte() {
     let Some(dir) = golden_dir() else {
-        println!("skipping golden prompts: ../shared/golden not found (set MEDU1_GOLDEN_DIR)");
+        medu1_core::testing::skip(
+            "golden",
+            "../shared/golden not found (set MEDU1_GOLDEN_DIR)",
+        );
         return;
     };
     let text = std::fs::read_to_string(dir.join("prompts.jsonl")).expect("read prompts.jsonl");

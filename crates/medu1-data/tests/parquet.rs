@@ -59,7 +59,7 @@ fn parquet_round_trip() {
 #[test]
 fn pyarrow_reads_the_same_rows_as_the_jsonl() {
     let Ok(python) = std::env::var("MEDU1_PYTHON") else {
-        println!("skipping pyarrow check: set MEDU1_PYTHON to a python with pyarrow");
+        medu1_core::testing::skip("pyarrow", "set MEDU1_PYTHON to a python with pyarrow");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -56,7 +56,10 @@ const COUNTS: &[(&str, usize)] = &[
 #[test]
 fn every_file_loads_with_readme_row_counts() {
     let Some(dir) = data_dir() else {
-        println!("skipping shared data: ../shared/data not found (set MEDU1_DATA_DIR)");
+        medu1_core::testing::skip(
+            "shared-data",
+            "../shared/data not found (set MEDU1_DATA_DIR)",
+        );
         return;
     };
     let mut total = 0;
@@ -96,7 +99,10 @@ fn every_file_loads_with_readme_row_counts() {
 #[test]
 fn verl_rows_rebuild_byte_for_byte_and_parquet_matches_jsonl() {
     let Some(dir) = data_dir() else {
-        println!("skipping shared data: ../shared/data not found (set MEDU1_DATA_DIR)");
+        medu1_core::testing::skip(
+            "shared-data",
+            "../shared/data not found (set MEDU1_DATA_DIR)",
+        );
         return;
     };
     let b = PromptBuilder::new(Variant::ReleasedParquet);

@@ -29,7 +29,7 @@ pub enum BackendError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -69,11 +69,13 @@ pub enum EvalError {
     MissingSuiteFile { suite: String, path: PathBuf },
     #[error("budget sweep: {0}")]
     InvalidSweep(String),
+    #[error("unknown api `{0}` (expected completions or chat)")]
+    UnknownApi(String),
     #[error("unknown rule `{0}` (expected medu1, medu1-val or official)")]
     UnknownRule(String),
     #[error("plot {}: {message}", path.display())]
     Plot { path: PathBuf, message: String },
-    #[error("{}: csv: {source}", path.display())]
+    #[error("{}: csv", path.display())]
     Csv { path: PathBuf, source: csv::Error },
 }
 

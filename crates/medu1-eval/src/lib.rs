@@ -8,17 +8,18 @@
 //! scoring and reporting itself, so numbers are comparable across backends.
 //!
 //! Modules: [`suite`] resolves benchmark files, [`runner`] drives generation and writes the
-//! per-item log that [`resume`] reads back, [`score`] applies the grading rules, [`metrics`]
+//! per-item log ([`record`]: one [`ItemRecord`] a line) that [`resume`] reads back, [`score`] applies the grading rules, [`metrics`]
 //! aggregates (Wilson intervals, mean@n, pass@k, maj@n, budget adherence), [`report`] writes
 //! markdown / JSON / CSV and [`plot`] the bar chart; [`sweep`] evaluates every item at several
-//! length budgets and reports length adherence and accuracy per budget ([`sweep_plot`] draws
-//! it); [`curves`] draws training curves.
+//! length budgets and reports length adherence and accuracy per budget ([`sweep_stats`] computes
+//! the numbers, [`sweep_plot`] draws them); [`curves`] draws training curves.
 
 pub mod backend;
 pub mod curves;
 pub mod error;
 pub mod metrics;
 pub mod plot;
+pub mod record;
 pub mod report;
 pub mod resume;
 pub mod runner;
@@ -26,10 +27,12 @@ pub mod score;
 pub mod suite;
 pub mod sweep;
 pub mod sweep_plot;
+pub mod sweep_stats;
 
 pub use backend::{Backend, GenParams, Generation, Prompt};
 pub use error::{BackendError, EvalError};
 pub use metrics::{BenchmarkStats, wilson_interval};
-pub use runner::{Benchmark, ItemRecord, ResponseRecord, RunConfig, run};
+pub use record::{ItemRecord, ResponseRecord, RunMeta};
+pub use runner::{Benchmark, RunConfig, run};
 pub use score::Rule;
 pub use suite::Suite;

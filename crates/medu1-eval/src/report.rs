@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
 use crate::metrics::BenchmarkStats;
-use crate::runner::RunMeta;
+use crate::record::RunMeta;
 
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const JSON_FILE: &str = "report.json";

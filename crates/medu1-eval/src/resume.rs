@@ -11,7 +11,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::EvalError;
-use crate::runner::ItemRecord;
+use crate::record::ItemRecord;
 
 /// The log's records, in file order; an absent file is an empty log.
 pub fn read_log(path: &Path) -> Result<Vec<ItemRecord>, EvalError> {

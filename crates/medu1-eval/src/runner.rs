@@ -8,15 +8,15 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use medu1_core::{Budget, FinishReason, Sample};
+use medu1_core::{Budget, Sample};
 use medu1_data::prompt::{ground_truth, messages};
 use medu1_data::{BudgetMode, BudgetSampler, ChatTemplate, LoadOptions, Variant};
 use medu1_reward::Profile;
-use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, GenParams, Prompt};
 use crate::error::EvalError;
 use crate::metrics::{BenchmarkStats, all_stats};
+pub use crate::record::{ItemRecord, ResponseRecord, RunMeta};
 use crate::report::{ReportMeta, ReportPaths, write_reports};
 use crate::resume::{LogWriter, read_log};
 use crate::score::{Rule, grade, rule_name};
@@ -73,51 +73,6 @@ pub struct RunConfig {
     pub template_name: String,
     /// Draw the PNG chart.
     pub plot: bool,
-}
-
-/// One sampled response and its verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResponseRecord {
-    pub text: String,
-    pub tokens: usize,
-    pub finish: FinishReason,
-    pub extracted: Option<String>,
-    pub correct: bool,
-    pub format_ok: bool,
-    pub train_reward: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One line of the per-item log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItemRecord {
-    pub benchmark: String,
-    /// Position in the benchmark file (the resume key, with the benchmark).
-    pub index: usize,
-    pub id: String,
-    pub source: String,
-    pub kind: String,
-    /// The concrete rule that graded it.
-    pub rule: String,
-    pub num_tokens: i64,
-    pub ground_truth: String,
-    pub prompt: String,
-    pub responses: Vec<ResponseRecord>,
-}
-
-/// The settings that must not change between a run and its resumption.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMeta {
-    pub backend: String,
-    pub n: usize,
-    pub params: GenParams,
-    pub budget: String,
-    pub budget_seed: i64,
-    pub rule: String,
-    pub profile: String,
-    pub variant: String,
-    pub template: String,
 }
 
 /// Progress of a run, for progress bars.
@@ -182,7 +137,7 @@ fn load_items(b: &Benchmark, cfg: &RunConfig) -> Result<Vec<Item>, EvalError> {
                 .map_err(|e| EvalError::Prompt {
                     path: b.path.clone(),
                     id: sample.id.clone(),
-                    message: e.to_string(),
+                    message: medu1_core::error::chain(&e),
                 })?,
         };
         let prompt = Prompt {

@@ -149,7 +149,7 @@ pub fn grade(
             let a = med_extracted.clone();
             match medcalc_official(a.as_deref(), ground_truth, lower_limit, upper_limit) {
                 Ok(ok) => (ok, a, None),
-                Err(e) => (false, a, Some(e)),
+                Err(e) => (false, a, Some(e.to_string())),
             }
         }
         (Rule::MedU1Val, _) | (_, TaskKind::FreeText) => match val_score(profile, &input) {
@@ -228,7 +228,7 @@ pub fn medcalc_official(
     ground_truth: &str,
     lower: Limit<'_>,
     upper: Limit<'_>,
-) -> Result<bool, String> {
+) -> Result<bool, medu1_reward::RewardError> {
     let Some(answer) = answer.map(str::trim).filter(|a| !a.is_empty()) else {
         return Ok(false);
     };
@@ -242,12 +242,8 @@ pub fn medcalc_official(
     let Some(value) = first_number(answer) else {
         return Ok(false);
     };
-    let lo = lower
-        .to_f64(medu1_reward::LimitSide::LowerLimit)
-        .map_err(|e| e.to_string())?;
-    let hi = upper
-        .to_f64(medu1_reward::LimitSide::UpperLimit)
-        .map_err(|e| e.to_string())?;
+    let lo = lower.to_f64(medu1_reward::LimitSide::LowerLimit)?;
+    let hi = upper.to_f64(medu1_reward::LimitSide::UpperLimit)?;
     let integral_gt = py_float(gt).is_ok_and(|g| g.fract() == 0.0) && !gt.contains('.');
     if lo == hi && integral_gt {
         Ok(value.round() == lo)

@@ -14,7 +14,7 @@ use crate::error::EvalError;
 use crate::plot::{
     FixedTicks, LegendEntry, PALETTE, Swatch, legend_height, legend_strip, register_font, temp_png,
 };
-use crate::sweep::{SweepMode, SweepTable};
+use crate::sweep_stats::{SweepMode, SweepTable};
 
 /// Where budgets go on the x axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,7 +228,7 @@ pub fn accuracy_vs_budget(path: &Path, table: &SweepTable) -> Result<(), EvalErr
         let caption = "Accuracy and format rate vs budget";
         let mut chart =
             budget_chart(&chart_area, caption, axis, &budgets, (x0, x1), y).map_err(&err)?;
-        let pts = |f: &dyn Fn(&crate::sweep::BudgetRow) -> f64| -> Vec<(f64, f64)> {
+        let pts = |f: &dyn Fn(&crate::sweep_stats::BudgetRow) -> f64| -> Vec<(f64, f64)> {
             table
                 .rows
                 .iter()

@@ -40,14 +40,18 @@ fn gguf() -> Option<PathBuf> {
 
 fn start() -> Option<(Server, String)> {
     let Some(python) = std::env::var_os("MEDU1_LLAMA_PYTHON") else {
-        eprintln!(
-            "skipping: set MEDU1_LLAMA_PYTHON to a python with llama-cpp-python[server] \
-             (scripts/llama_server_venv.sh)"
+        medu1_core::testing::skip(
+            "llama",
+            "set MEDU1_LLAMA_PYTHON to a python with llama-cpp-python[server] \
+             (scripts/llama_server_venv.sh)",
         );
         return None;
     };
     let Some(model) = gguf() else {
-        eprintln!("skipping: no GGUF (run `medu1 setup` or set MEDU1_TEST_GGUF)");
+        medu1_core::testing::skip(
+            "model",
+            "no GGUF (run `medu1 setup` or set MEDU1_TEST_GGUF)",
+        );
         return None;
     };
     let port = TcpListener::bind("127.0.0.1:0")

@@ -11,7 +11,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{f32_slice, f32_vec, min_rows};
+use crate::cpu_op::{f32_slice, f32_vec, min_rows, softmax_in_place};
 
 /// Grouped-query attention over `q [b, kv_heads, rep * t, head_dim]` (the `rep` query heads of a
 /// kv head stacked along the query axis), `k` and `v` `[b, kv_heads, l, head_dim]`.
@@ -51,7 +51,7 @@ impl Attention {
 
     /// The attention output from candle ops: the fused softmax for inference and inside this
     /// op, the differentiable one for training off the CPU.
-    pub fn composite(
+    pub(crate) fn composite(
         &self,
         q: &Tensor,
         k: &Tensor,
@@ -69,7 +69,7 @@ impl Attention {
     /// The attention output: for training on the CPU one autograd node that recomputes its
     /// probabilities in the backward pass instead of keeping them for every layer; for a few
     /// query rows on the CPU (decoding) `decode_attention`; otherwise [`Attention::composite`].
-    pub fn forward(
+    pub(crate) fn forward(
         self,
         q: &Tensor,
         k: &Tensor,
@@ -119,18 +119,6 @@ impl CustomOp1 for SoftmaxLastDim {
             });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
-}
-
-/// The softmax of one row of scores, in place (shared with `decode_attention`).
-pub(crate) fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// A tensor over a copy of an f32 CPU storage (the op's inputs are contiguous).
@@ -218,6 +206,38 @@ mod tests {
             let fused = q.apply_op3(&k, &v, a.clone())?;
             let plain = a.composite(&q, &k, &v, true)?;
             assert_same_values_and_gradients(&fused, &plain, &[&q, &k, &v])?;
+        }
+        Ok(())
+    }
+
+    /// The decode kernel that `forward` dispatches to agrees with the composite path.
+    #[test]
+    fn decode_kernel_equals_the_composite_attention_on_a_narrowed_cache() -> candle_core::Result<()>
+    {
+        let dev = Device::Cpu;
+        // Enough pairs and keys for the parallel branch (b * h = 6), and a lone pair inline.
+        for (b, nkv, rep, t, l, cap) in [(2, 3, 3, 1, 40, 64), (1, 1, 2, 2, 5, 8)] {
+            let d = 16;
+            let q = Tensor::randn(0f32, 1.0, (b, nkv, rep * t, d), &dev)?;
+            let kc = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev)?;
+            let vc = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev)?;
+            let (k, v) = (kc.narrow(2, 0, l)?, vc.narrow(2, 0, l)?);
+            let mut m = vec![0f32; b * t * l];
+            for (i, x) in m.iter_mut().enumerate() {
+                if i % 7 == 3 {
+                    *x = -1e30;
+                }
+            }
+            let mask = Tensor::from_vec(m, (b, 1, 1, t, l), &dev)?;
+            for mask in [None, Some(mask)] {
+                let scale = 1.0 / (d as f64).sqrt();
+                let got = crate::decode_attention::attend(&q, &k, &v, scale, t, mask.as_ref())?
+                    .expect("applies");
+                let a = Attention { scale, rep, mask };
+                let want = a.composite(&q, &k.contiguous()?, &v.contiguous()?, false)?;
+                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(diff < 1e-5, "b={b} l={l}: {diff}");
+            }
         }
         Ok(())
     }

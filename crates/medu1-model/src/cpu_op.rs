@@ -33,11 +33,23 @@ pub(crate) fn f32_vec(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.detach().flatten_all()?.to_vec1::<f32>()
 }
 
+/// The softmax of one row of scores, in place (attention and the decode kernel).
+pub(crate) fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use candle_core::{Tensor, Var};
 
-    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)
             .and_then(|d| d.abs())
             .and_then(|d| d.flatten_all())
@@ -48,7 +60,7 @@ pub(crate) mod testing {
 
     /// `fused` equals `plain` within 1e-5, and so does the gradient of a random weighted sum of
     /// each with respect to every var (non-zero, within 1e-4 relative to its largest entry).
-    pub fn assert_same_values_and_gradients(
+    pub(crate) fn assert_same_values_and_gradients(
         fused: &Tensor,
         plain: &Tensor,
         vars: &[&Var],

@@ -108,7 +108,7 @@ impl FewQueries {
                 let m = &m[(bi * self.t + ti) * l..][..l];
                 s.iter_mut().zip(m).for_each(|(s, m)| *s += m);
             }
-            crate::attention::softmax_in_place(s);
+            crate::cpu_op::softmax_in_place(s);
         }
         out.fill(0.0);
         for j in 0..l {
@@ -195,41 +195,5 @@ impl CustomOp3 for FewQueries {
             }
         }
         Ok((CpuStorage::F32(out), Shape::from((b, h, rows, d))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::attention::Attention;
-    use candle_core::Device;
-
-    #[test]
-    fn equals_the_composite_attention_on_a_narrowed_cache() -> candle_core::Result<()> {
-        let dev = Device::Cpu;
-        // Enough pairs and keys for the parallel branch (b * h = 6), and a lone pair inline.
-        for (b, nkv, rep, t, l, cap) in [(2, 3, 3, 1, 40, 64), (1, 1, 2, 2, 5, 8)] {
-            let d = 16;
-            let q = Tensor::randn(0f32, 1.0, (b, nkv, rep * t, d), &dev)?;
-            let kc = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev)?;
-            let vc = Tensor::randn(0f32, 1.0, (b, nkv, cap, d), &dev)?;
-            let (k, v) = (kc.narrow(2, 0, l)?, vc.narrow(2, 0, l)?);
-            let mut m = vec![0f32; b * t * l];
-            for (i, x) in m.iter_mut().enumerate() {
-                if i % 7 == 3 {
-                    *x = -1e30;
-                }
-            }
-            let mask = Tensor::from_vec(m, (b, 1, 1, t, l), &dev)?;
-            for mask in [None, Some(mask)] {
-                let scale = 1.0 / (d as f64).sqrt();
-                let got = attend(&q, &k, &v, scale, t, mask.as_ref())?.expect("applies");
-                let a = Attention { scale, rep, mask };
-                let want = a.composite(&q, &k.contiguous()?, &v.contiguous()?, false)?;
-                let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
-                assert!(diff < 1e-5, "b={b} l={l}: {diff}");
-            }
-        }
-        Ok(())
     }
 }

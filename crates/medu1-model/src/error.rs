@@ -6,14 +6,14 @@ use std::path::PathBuf;
 /// Everything that can fail while loading, running or saving a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("tensor operation failed: {0}")]
+    #[error("tensor operation failed")]
     Candle(#[from] candle_core::Error),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid json in {path}: {source}")]
+    #[error("invalid json in {path}")]
     Json {
         path: PathBuf,
         source: serde_json::Error,

@@ -13,14 +13,18 @@ mod cpu_op;
 mod decode_attention;
 pub mod error;
 pub mod generate;
+mod kv_cache;
+mod linear;
 pub mod logprobs;
 pub mod model;
 mod norm;
+mod options;
 mod qmatmul;
 mod rope;
 pub mod sampling;
 mod swiglu;
 pub mod tokenizer;
+mod weights;
 
 use std::path::Path;
 

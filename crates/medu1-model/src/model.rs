@@ -14,182 +14,28 @@
 //!
 //! Batches may be left- or right-padded: an attention mask of 1 (token) / 0 (pad) per position
 //! gives each row its own rope positions (pads do not shift them) and hides pad keys.
+//!
+//! The model is split by concern: `options.rs` (mode and weight format), `weights.rs` (loading
+//! GGUF and Hugging Face checkpoints, tensor names, saving), `linear.rs` (projections and their
+//! quantized dispatch), `kv_cache.rs`, `rope.rs` (also the rope tables and composite forms), and
+//! this module: the model's structure and its forward passes.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
-use candle_core::{D, DType, Device, Module, Tensor, Var};
+use candle_core::{D, DType, Device, Tensor, Var};
 
 use crate::attention::Attention;
 use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
+pub use crate::kv_cache::KvCache;
+pub use crate::linear::Linear;
+pub use crate::options::{InferQuant, LoadOptions, Mode};
 use crate::qmatmul::PackedMatrix;
-
-/// Which of the two execution paths a model is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// f32 [`Var`]s and differentiable ops: for training and exact reference log-probs.
-    Train,
-    /// Quantized or f32 constants, fused kernels, KV cache: for generation.
-    Infer,
-}
-
-/// The matmul weight format of the inference path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InferQuant {
-    /// GGUF Q4_1 and Q8_0 matrices as stored where this CPU runs the packed kernels of
-    /// `qmatmul` (x86-64 with AVX2; VNNI ones with AVX512-VNNI): they then cost no
-    /// requantization error and a 4-bit matrix streams half the bytes; every other matrix
-    /// requantized to Q8_0.
-    Auto,
-    /// Keep the checkpoint's format (GGUF block types as stored; safetensors as dense f32).
-    Original,
-    /// Requantize every matrix to Q8_0: candle's Q4_1 dot product is a scalar loop while Q8_0
-    /// has SIMD kernels (and the packed kernels run Q8_0 on any matrix whose width is a
-    /// multiple of 32).
-    Q8_0,
-    /// Dense f32 matrices.
-    F32,
-}
-
-impl std::str::FromStr for InferQuant {
-    type Err = ModelError;
-
-    /// The names the CLI and configs use: `auto`, `original`, `q8_0` (or `q8`), `f32`.
-    fn from_str(name: &str) -> Result<Self> {
-        Ok(match name {
-            "auto" => InferQuant::Auto,
-            "original" => InferQuant::Original,
-            "q8_0" | "q8" => InferQuant::Q8_0,
-            "f32" => InferQuant::F32,
-            other => {
-                return Err(ModelError::Config(format!(
-                    "unknown weight format `{other}`: use auto, original, q8_0 or f32"
-                )));
-            }
-        })
-    }
-}
-
-/// How to build a model from a checkpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct LoadOptions {
-    pub mode: Mode,
-    pub quant: InferQuant,
-}
-
-impl LoadOptions {
-    /// Training: f32 `Var`s everywhere.
-    pub fn train() -> Self {
-        LoadOptions {
-            mode: Mode::Train,
-            quant: InferQuant::F32,
-        }
-    }
-    /// Generation with the fastest measured weight format ([`InferQuant::Auto`]).
-    pub fn infer() -> Self {
-        LoadOptions {
-            mode: Mode::Infer,
-            quant: InferQuant::Auto,
-        }
-    }
-}
-
-/// A weight as the checkpoint holds it, before the mode decides its final form.
-#[derive(Debug, Clone)]
-enum Raw {
-    Quant(Arc<QTensor>),
-    Dense(Tensor),
-}
-
-impl Raw {
-    /// The GGUF block type, for quantized weights.
-    fn block_dtype(&self) -> Option<GgmlDType> {
-        match self {
-            Raw::Quant(q) => Some(q.dtype()),
-            Raw::Dense(_) => None,
-        }
-    }
-
-    /// The input width of a `[out, in]` matrix.
-    fn cols(&self) -> Result<usize> {
-        Ok(match self {
-            Raw::Quant(q) => q.shape().dims()[1],
-            Raw::Dense(t) => t.dim(1)?,
-        })
-    }
-
-    fn to_f32(&self) -> Result<Tensor> {
-        Ok(match self {
-            Raw::Quant(q) => q.dequantize(&Device::Cpu)?,
-            Raw::Dense(t) => t.to_dtype(DType::F32)?,
-        })
-    }
-}
-
-/// The weight of a projection: quantized for inference, dense (possibly a `Var`'s tensor) else.
-#[derive(Debug, Clone)]
-enum Weight {
-    /// In the tile layout of [`crate::qmatmul`], where this CPU runs its kernels.
-    Packed(Arc<PackedMatrix>),
-    Quant(QMatMul),
-    Dense(Tensor),
-}
-
-/// `y = x W^T + b`, with `W` stored `[out, in]` as in both checkpoint formats.
-#[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Weight,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn new(weight: Weight, bias: Option<Tensor>) -> Linear {
-        Linear { weight, bias }
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match &self.weight {
-            Weight::Packed(p) => {
-                let x = x.to_dtype(DType::F32)?.contiguous()?;
-                let mut dims = x.dims().to_vec();
-                let y = {
-                    let (storage, layout) = x.storage_and_layout();
-                    let candle_core::Storage::Cpu(cpu) = &*storage else {
-                        return Err(ModelError::Unsupported(
-                            "packed quantized weights run on the CPU only".into(),
-                        ));
-                    };
-                    p.matmul(crate::cpu_op::f32_slice(cpu, layout, "packed matmul")?)
-                };
-                *dims.last_mut().expect("non-empty dims") = p.rows();
-                Tensor::from_vec(y, dims, &Device::Cpu)?
-            }
-            // QMatMul reads its input as one slice: a narrowed/transposed view must be copied
-            // (candle's quantized_llama fails at batch > 1 for lack of this).
-            Weight::Quant(q) => q.forward(&x.contiguous()?)?,
-            Weight::Dense(w) => {
-                let dims = x.dims().to_vec();
-                let k = *dims.last().unwrap_or(&0);
-                let rows: usize = dims[..dims.len() - 1].iter().product();
-                let y = x.reshape((rows, k))?.matmul(&w.t()?)?;
-                let mut out = dims;
-                *out.last_mut().expect("non-empty dims") = w.dim(0)?;
-                y.reshape(out)?
-            }
-        };
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
-    }
-}
+use crate::rope::{rope_composite, rope_i_composite};
 
 /// q/k/v projections, separate (training, HF names) or fused into one matmul (inference).
 #[derive(Debug, Clone)]
-enum Qkv {
+pub(crate) enum Qkv {
     Separate {
         q_proj: Linear,
         k_proj: Linear,
@@ -201,34 +47,34 @@ enum Qkv {
 }
 
 #[derive(Debug, Clone)]
-enum GateUp {
+pub(crate) enum GateUp {
     Separate { gate_proj: Linear, up_proj: Linear },
     Fused { gate_up_proj: Linear },
 }
 
 #[derive(Debug, Clone)]
-struct SelfAttn {
-    qkv: Qkv,
-    o_proj: Linear,
+pub(crate) struct SelfAttn {
+    pub(crate) qkv: Qkv,
+    pub(crate) o_proj: Linear,
 }
 
 #[derive(Debug, Clone)]
-struct Mlp {
-    gate_up: GateUp,
-    down_proj: Linear,
+pub(crate) struct Mlp {
+    pub(crate) gate_up: GateUp,
+    pub(crate) down_proj: Linear,
 }
 
 #[derive(Debug, Clone)]
-struct DecoderLayer {
-    input_layernorm: Tensor,
-    self_attn: SelfAttn,
-    post_attention_layernorm: Tensor,
-    mlp: Mlp,
+pub(crate) struct DecoderLayer {
+    pub(crate) input_layernorm: Tensor,
+    pub(crate) self_attn: SelfAttn,
+    pub(crate) post_attention_layernorm: Tensor,
+    pub(crate) mlp: Mlp,
 }
 
 /// The token-embedding table.
 #[derive(Debug, Clone)]
-enum Embedding {
+pub(crate) enum Embedding {
     /// A dense table (training: the `Var`'s tensor, which a tied LM head shares).
     Dense(Tensor),
     /// Rows read from the packed tied LM head when it holds the checkpoint's own Q4_1 / Q8_0
@@ -237,92 +83,18 @@ enum Embedding {
     Packed(Arc<PackedMatrix>),
 }
 
-/// Preallocated keys and values for every layer, `[batch, kv_heads, capacity, head_dim]`, written
-/// in place so that decoding never concatenates.
-#[derive(Debug)]
-pub struct KvCache {
-    k: Vec<Tensor>,
-    v: Vec<Tensor>,
-    len: usize,
-    cap: usize,
-    /// Per row and position: a real token (true) or padding.
-    valid: Vec<Vec<bool>>,
-    /// Per row: the rope position of the next real token.
-    next_pos: Vec<u32>,
-}
-
-impl KvCache {
-    /// An empty cache for `batch` rows of up to `capacity` positions.
-    pub fn new(cfg: &ModelConfig, batch: usize, capacity: usize) -> Result<Self> {
-        let shape = (batch, cfg.num_key_value_heads, capacity, cfg.head_dim);
-        let mut k = Vec::with_capacity(cfg.num_hidden_layers);
-        let mut v = Vec::with_capacity(cfg.num_hidden_layers);
-        for _ in 0..cfg.num_hidden_layers {
-            k.push(Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
-            v.push(Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
-        }
-        Ok(KvCache {
-            k,
-            v,
-            len: 0,
-            cap: capacity,
-            valid: vec![Vec::with_capacity(capacity); batch],
-            next_pos: vec![0; batch],
-        })
-    }
-
-    /// Positions filled so far (including left padding).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-
-    pub fn batch(&self) -> usize {
-        self.next_pos.len()
-    }
-
-    /// A new cache whose row `i` is a copy of row `rows[i]` of this one: shares one prompt's
-    /// prefill among its samples, and drops finished rows.
-    pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
-        let idx = Tensor::from_slice(rows, rows.len(), &Device::Cpu)?;
-        let sel = |ts: &[Tensor]| -> Result<Vec<Tensor>> {
-            ts.iter()
-                .map(|t| Ok(t.index_select(&idx, 0)?))
-                .collect::<Result<Vec<_>>>()
-        };
-        Ok(KvCache {
-            k: sel(&self.k)?,
-            v: sel(&self.v)?,
-            len: self.len,
-            cap: self.cap,
-            valid: rows
-                .iter()
-                .map(|&r| self.valid[r as usize].clone())
-                .collect(),
-            next_pos: rows.iter().map(|&r| self.next_pos[r as usize]).collect(),
-        })
-    }
-}
-
 /// Llama / Qwen2 decoder. See the module docs for the two modes.
 #[derive(Debug, Clone)]
 pub struct Model {
-    config: ModelConfig,
-    mode: Mode,
-    embed_tokens: Embedding,
-    layers: Vec<DecoderLayer>,
-    norm: Tensor,
-    lm_head: Linear,
-    cos: Tensor,
-    sin: Tensor,
-    vars: Vec<(String, Var)>,
+    pub(crate) config: ModelConfig,
+    pub(crate) mode: Mode,
+    pub(crate) embed_tokens: Embedding,
+    pub(crate) layers: Vec<DecoderLayer>,
+    pub(crate) norm: Tensor,
+    pub(crate) lm_head: Linear,
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
+    pub(crate) vars: Vec<(String, Var)>,
 }
 
 const NEG_INF: f32 = -1e30;
@@ -348,11 +120,10 @@ enum Past<'a> {
 
 /// The per-call position and mask inputs shared by all layers.
 struct Step {
-    cos: Tensor,
-    sin: Tensor,
-    mask: Option<Tensor>,
+    pub(crate) cos: Tensor,
+    pub(crate) sin: Tensor,
+    pub(crate) mask: Option<Tensor>,
 }
-
 impl Model {
     pub fn config(&self) -> &ModelConfig {
         &self.config
@@ -366,210 +137,6 @@ impl Model {
     /// tied embeddings `model.embed_tokens.weight` also serves as the output projection.
     pub fn trainable_vars(&self) -> &[(String, Var)] {
         &self.vars
-    }
-
-    /// Loads a GGUF file (llama or qwen2 architecture).
-    pub fn from_gguf(path: &Path, opts: LoadOptions) -> Result<Self> {
-        let mut f = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
-        let ct = gguf_file::Content::read(&mut f)?;
-        let config = ModelConfig::from_gguf(&ct)?;
-        let mut raw = HashMap::new();
-        for name in ct.tensor_infos.keys() {
-            let Some(hf) = gguf_to_hf_name(name) else {
-                continue;
-            };
-            let q = ct.tensor(&mut f, name, &Device::Cpu)?;
-            let r = match q.dtype() {
-                GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                    Raw::Dense(q.dequantize(&Device::Cpu)?)
-                }
-                _ => Raw::Quant(Arc::new(q)),
-            };
-            raw.insert(hf, r);
-        }
-        Self::build(config, raw, opts)
-    }
-
-    /// Loads a Hugging Face folder: `config.json` and one or several `*.safetensors` files
-    /// (listed by `model.safetensors.index.json` when present); f32/bf16/f16 become f32.
-    pub fn from_hf_dir(dir: &Path, opts: LoadOptions) -> Result<Self> {
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| ModelError::io(&cfg_path, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Json {
-            path: cfg_path.clone(),
-            source: e,
-        })?;
-        let config = ModelConfig::from_hf_json(&v)?;
-        let mut raw = HashMap::new();
-        for file in safetensors_files(dir)? {
-            let tensors = candle_core::safetensors::load(&file, &Device::Cpu)?;
-            for (name, t) in tensors {
-                raw.insert(name, Raw::Dense(t.to_dtype(DType::F32)?));
-            }
-        }
-        Self::build(config, raw, opts)
-    }
-
-    /// Builds a model from named f32 tensors with Hugging Face names (used by tests and by
-    /// callers that hold weights in memory).
-    pub fn from_tensors(
-        config: ModelConfig,
-        tensors: HashMap<String, Tensor>,
-        opts: LoadOptions,
-    ) -> Result<Self> {
-        config.validate()?;
-        let raw = tensors
-            .into_iter()
-            .map(|(k, t)| Ok((k, Raw::Dense(t.to_dtype(DType::F32)?))))
-            .collect::<Result<HashMap<_, _>>>()?;
-        Self::build(config, raw, opts)
-    }
-
-    fn build(
-        config: ModelConfig,
-        mut raw: HashMap<String, Raw>,
-        opts: LoadOptions,
-    ) -> Result<Self> {
-        let cfg = &config;
-        let mut vars: Vec<(String, Var)> = Vec::new();
-        let mut take = |name: &str| -> Result<Raw> {
-            raw.remove(name)
-                .ok_or_else(|| ModelError::MissingWeight(name.to_string()))
-        };
-        let train = opts.mode == Mode::Train;
-        // A dense tensor: in train mode a registered Var (its tensor shares the Var's id, so
-        // gradients computed through it are found by the Var).
-        let dense = |name: &str, r: &Raw, vars: &mut Vec<(String, Var)>| -> Result<Tensor> {
-            let t = r.to_f32()?;
-            if train {
-                let var = Var::from_tensor(&t)?;
-                let t = var.as_tensor().clone();
-                vars.push((name.to_string(), var));
-                Ok(t)
-            } else {
-                Ok(t)
-            }
-        };
-        let embed_raw = take("model.embed_tokens.weight")?;
-        // Inference with tied embeddings reads the table from the packed LM head (below) when
-        // that head keeps the checkpoint's own blocks, so the rows are its exact values; a
-        // requantized head (dense checkpoints, training snapshots) would round them.
-        let head_keeps_blocks = keeps_stored_blocks(std::slice::from_ref(&embed_raw), opts.quant)?;
-        let embed_dense = if train || !cfg.tie_word_embeddings || !head_keeps_blocks {
-            Some(dense("model.embed_tokens.weight", &embed_raw, &mut vars)?)
-        } else {
-            None
-        };
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for i in 0..cfg.num_hidden_layers {
-            let p = format!("model.layers.{i}");
-            let mut lin = |names: &[&str],
-                           bias: bool,
-                           vars: &mut Vec<(String, Var)>|
-             -> Result<Vec<Linear>> {
-                let mut ws = Vec::new();
-                let mut bs = Vec::new();
-                for n in names {
-                    let wn = format!("{p}.{n}.weight");
-                    ws.push((wn.clone(), take(&wn)?));
-                    if bias {
-                        let bn = format!("{p}.{n}.bias");
-                        bs.push((bn.clone(), take(&bn)?));
-                    }
-                }
-                if train {
-                    let mut out = Vec::new();
-                    for (j, (wn, w)) in ws.iter().enumerate() {
-                        let weight = Weight::Dense(dense(wn, w, vars)?);
-                        let bias = match bs.get(j) {
-                            Some((bn, b)) => Some(dense(bn, b, vars)?),
-                            None => None,
-                        };
-                        out.push(Linear::new(weight, bias));
-                    }
-                    return Ok(out);
-                }
-                let weights: Vec<Raw> = ws.into_iter().map(|(_, w)| w).collect();
-                let bias = if bs.is_empty() {
-                    None
-                } else {
-                    let parts = bs
-                        .iter()
-                        .map(|(_, b)| b.to_f32())
-                        .collect::<Result<Vec<_>>>()?;
-                    Some(Tensor::cat(&parts, 0)?)
-                };
-                Ok(vec![fuse_weights(&weights, opts, bias)?])
-            };
-            let qkv_l = lin(
-                &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
-                cfg.attention_bias,
-                &mut vars,
-            )?;
-            let qkv = match <[Linear; 3]>::try_from(qkv_l) {
-                Ok([q_proj, k_proj, v_proj]) => Qkv::Separate {
-                    q_proj,
-                    k_proj,
-                    v_proj,
-                },
-                Err(mut v) => Qkv::Fused {
-                    qkv_proj: v.remove(0),
-                },
-            };
-            let o_proj = lin(&["self_attn.o_proj"], false, &mut vars)?.remove(0);
-            let gu = lin(&["mlp.gate_proj", "mlp.up_proj"], false, &mut vars)?;
-            let gate_up = match <[Linear; 2]>::try_from(gu) {
-                Ok([gate_proj, up_proj]) => GateUp::Separate { gate_proj, up_proj },
-                Err(mut v) => GateUp::Fused {
-                    gate_up_proj: v.remove(0),
-                },
-            };
-            let down_proj = lin(&["mlp.down_proj"], false, &mut vars)?.remove(0);
-            let n1 = format!("{p}.input_layernorm.weight");
-            let input_layernorm = dense(&n1, &take(&n1)?, &mut vars)?;
-            let n2 = format!("{p}.post_attention_layernorm.weight");
-            let post_attention_layernorm = dense(&n2, &take(&n2)?, &mut vars)?;
-            layers.push(DecoderLayer {
-                input_layernorm,
-                self_attn: SelfAttn { qkv, o_proj },
-                post_attention_layernorm,
-                mlp: Mlp { gate_up, down_proj },
-            });
-        }
-        let norm = dense("model.norm.weight", &take("model.norm.weight")?, &mut vars)?;
-        let lm_head = if cfg.tie_word_embeddings {
-            match (&embed_dense, train) {
-                // Training shares the embedding `Var` with the head.
-                (Some(e), true) => Linear::new(Weight::Dense(e.clone()), None),
-                _ => fuse_weights(std::slice::from_ref(&embed_raw), opts, None)?,
-            }
-        } else {
-            let w = take("lm_head.weight")?;
-            if train {
-                Linear::new(Weight::Dense(dense("lm_head.weight", &w, &mut vars)?), None)
-            } else {
-                fuse_weights(&[w], opts, None)?
-            }
-        };
-        let embed_tokens = match (embed_dense, &lm_head.weight) {
-            (Some(e), _) => Embedding::Dense(e),
-            (None, Weight::Packed(p)) if p.cols() == cfg.hidden_size => {
-                Embedding::Packed(p.clone())
-            }
-            (None, _) => Embedding::Dense(embed_raw.to_f32()?),
-        };
-        let (cos, sin) = rope_tables(cfg)?;
-        Ok(Model {
-            config,
-            mode: opts.mode,
-            embed_tokens,
-            layers,
-            norm,
-            lm_head,
-            cos,
-            sin,
-            vars,
-        })
     }
 
     /// Logits `[batch, seq, vocab]` at every position. `attention_mask` is `[batch, seq]` with 1
@@ -615,7 +182,7 @@ impl Model {
     }
 
     /// Token embeddings `[b, t, hidden]` of `ids` `[b, t]`.
-    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+    pub(crate) fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let flat = ids.to_dtype(DType::U32)?.flatten_all()?;
         let hidden = self.config.hidden_size;
@@ -952,43 +519,6 @@ impl Model {
         let m = crate::swiglu::swiglu(&g, &u)?;
         Ok(((x + layer.mlp.down_proj.forward(&m)?)?, new_k, new_v))
     }
-
-    /// Writes the trainable weights as `model.safetensors` with Hugging Face names, plus
-    /// `config.json`, so transformers (and [`Model::from_hf_dir`]) can load the result. q/k rows
-    /// of interleaved (GGUF llama) checkpoints are permuted back to the half-split layout.
-    pub fn save_hf(&self, dir: &Path) -> Result<()> {
-        if self.mode != Mode::Train {
-            return Err(ModelError::Unsupported(
-                "saving needs a model loaded in train mode (dense f32 weights)".into(),
-            ));
-        }
-        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let cfg = &self.config;
-        let mut out: HashMap<String, Tensor> = HashMap::new();
-        for (name, var) in &self.vars {
-            let mut t = var.as_tensor().detach();
-            if cfg.rope_layout == RopeLayout::Interleaved {
-                if name.contains("self_attn.q_proj.") {
-                    t = unpermute_rows(&t, cfg.num_attention_heads)?;
-                } else if name.contains("self_attn.k_proj.") {
-                    t = unpermute_rows(&t, cfg.num_key_value_heads)?;
-                }
-            }
-            out.insert(name.clone(), t.contiguous()?);
-        }
-        let st = dir.join("model.safetensors");
-        candle_core::safetensors::save(&out, &st)?;
-        let mut hf = cfg.clone();
-        hf.rope_layout = RopeLayout::HalfSplit;
-        let json =
-            serde_json::to_string_pretty(&hf.to_hf_json()).map_err(|e| ModelError::Json {
-                path: dir.join("config.json"),
-                source: e,
-            })?;
-        let cj = dir.join("config.json");
-        std::fs::write(&cj, json).map_err(|e| ModelError::io(&cj, e))?;
-        Ok(())
-    }
 }
 
 /// Per-row validity flags from an optional `[b, t]` 0/1 mask.
@@ -1006,293 +536,6 @@ fn mask_rows(mask: Option<&Tensor>, b: usize, t: usize) -> Result<Vec<Vec<bool>>
             Ok(v.into_iter()
                 .map(|r| r.into_iter().map(|x| x != 0.0).collect())
                 .collect())
-        }
-    }
-}
-
-/// Interleaved rope (pairs `2i`, `2i+1`) from composite ops, with per-row `[b, t, d/2]` tables.
-fn rope_i_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let (b, h, t, d) = x.dims4()?;
-    let cos = cos.reshape((b, 1, t, d / 2, 1))?;
-    let sin = sin.reshape((b, 1, t, d / 2, 1))?;
-    let x = x.reshape((b, h, t, d / 2, 2))?;
-    let x0 = x.narrow(D::Minus1, 0, 1)?;
-    let x1 = x.narrow(D::Minus1, 1, 1)?;
-    let y0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
-    let y1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
-    Ok(Tensor::cat(&[y0, y1], D::Minus1)?.reshape((b, h, t, d))?)
-}
-
-/// Half-split rope (pairs `i`, `i + d/2`) from composite ops, with per-row `[b, t, d/2]` tables.
-fn rope_composite(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    let (b, _h, t, d) = x.dims4()?;
-    let cos = Tensor::cat(&[cos, cos], D::Minus1)?.reshape((b, 1, t, d))?;
-    let sin = Tensor::cat(&[sin, sin], D::Minus1)?.reshape((b, 1, t, d))?;
-    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
-}
-
-fn rope_tables(cfg: &ModelConfig) -> Result<(Tensor, Tensor)> {
-    let half = cfg.head_dim / 2;
-    let n = cfg.max_position_embeddings.clamp(1, 1 << 16);
-    let inv: Vec<f32> = (0..half)
-        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / cfg.head_dim as f64) as f32)
-        .collect();
-    let mut cos = Vec::with_capacity(n * half);
-    let mut sin = Vec::with_capacity(n * half);
-    for p in 0..n {
-        for &f in &inv {
-            let a = p as f32 * f;
-            cos.push(a.cos());
-            sin.push(a.sin());
-        }
-    }
-    Ok((
-        Tensor::from_vec(cos, (n, half), &Device::Cpu)?,
-        Tensor::from_vec(sin, (n, half), &Device::Cpu)?,
-    ))
-}
-
-/// Builds one inference projection from one or more `[out_i, in]` weight parts stacked along
-/// `out`, with its bias.
-fn fuse_weights(parts: &[Raw], opts: LoadOptions, bias: Option<Tensor>) -> Result<Linear> {
-    let k = parts[0].cols()?;
-    let first = parts[0].block_dtype();
-    // The block format as stored: rows are independent blocks, so the parts' bytes stack.
-    if keeps_stored_blocks(parts, opts.quant)? {
-        let dtype = first.expect("checked");
-        let mut bytes = Vec::new();
-        let mut rows = 0;
-        for p in parts {
-            if let Raw::Quant(q) = p {
-                bytes.extend_from_slice(&q.data()?);
-                rows += q.shape().dims()[0];
-            }
-        }
-        let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype)?;
-        let qt = QTensor::new(storage, (rows, k))?;
-        return Ok(Linear::new(quant_weight(qt)?, bias));
-    }
-    let dense = if parts.len() == 1 {
-        parts[0].to_f32()?
-    } else {
-        let ts = parts.iter().map(Raw::to_f32).collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&ts, 0)?
-    };
-    let to_q8 = match opts.quant {
-        InferQuant::Q8_0 | InferQuant::Auto => true,
-        InferQuant::Original => first.is_some(),
-        InferQuant::F32 => false,
-    };
-    if to_q8 && k.is_multiple_of(GgmlDType::Q8_0.block_size()) {
-        let qt = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
-        Ok(Linear::new(quant_weight(qt)?, bias))
-    } else {
-        Ok(Linear::new(Weight::Dense(dense), bias))
-    }
-}
-
-/// Whether the inference projection built from `parts` (`[out_i, in]`, stacked along `out`)
-/// keeps their stored block format instead of requantizing to Q8_0 or going dense.
-fn keeps_stored_blocks(parts: &[Raw], quant: InferQuant) -> Result<bool> {
-    let first = parts[0].block_dtype();
-    let same = first.is_some() && parts.iter().all(|p| p.block_dtype() == first);
-    Ok(match quant {
-        InferQuant::Original => same,
-        InferQuant::Auto => {
-            same && crate::qmatmul::available()
-                && matches!(first, Some(GgmlDType::Q4_1 | GgmlDType::Q8_0))
-                && parts[0]
-                    .cols()?
-                    .is_multiple_of(GgmlDType::Q8_0.block_size())
-        }
-        InferQuant::Q8_0 | InferQuant::F32 => false,
-    })
-}
-
-/// A quantized weight in the packed layout where this CPU runs those kernels, else candle's.
-fn quant_weight(qt: QTensor) -> Result<Weight> {
-    Ok(match PackedMatrix::pack(&qt)? {
-        Some(p) => Weight::Packed(Arc::new(p)),
-        None => Weight::Quant(QMatMul::from_qtensor(qt)?),
-    })
-}
-
-/// Inverse of llama.cpp's `permute` of q/k rows: `[heads, d/2, 2, ...]` → `[heads, 2, d/2, ...]`.
-fn unpermute_rows(t: &Tensor, heads: usize) -> Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let rows = dims[0];
-    let hd = rows / heads;
-    let rest: usize = dims[1..].iter().product();
-    Ok(t.reshape((heads, hd / 2, 2, rest))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)?)
-}
-
-/// Maps llama.cpp tensor names to Hugging Face names.
-fn gguf_to_hf_name(name: &str) -> Option<String> {
-    let direct = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(d) = direct {
-        return Some(d.to_string());
-    }
-    let rest = name.strip_prefix("blk.")?;
-    let (idx, tail) = rest.split_once('.')?;
-    let (part, kind) = tail.rsplit_once('.')?;
-    let hf = match part {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{idx}.{hf}.{kind}"))
-}
-
-/// The safetensors files of a Hugging Face folder, via the index when sharded.
-fn safetensors_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let index = dir.join("model.safetensors.index.json");
-    if index.exists() {
-        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::io(&index, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Json {
-            path: index.clone(),
-            source: e,
-        })?;
-        let map = v
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| ModelError::Config(format!("{} lacks weight_map", index.display())))?;
-        let mut files: Vec<_> = map
-            .values()
-            .filter_map(|f| f.as_str())
-            .map(|f| dir.join(f))
-            .collect();
-        files.sort();
-        files.dedup();
-        return Ok(files);
-    }
-    let mut files = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, e))? {
-        let p = e.map_err(|e| ModelError::io(dir, e))?.path();
-        if p.extension().is_some_and(|x| x == "safetensors") {
-            files.push(p);
-        }
-    }
-    files.sort();
-    if files.is_empty() {
-        return Err(ModelError::MissingWeight(format!(
-            "no *.safetensors in {}",
-            dir.display()
-        )));
-    }
-    Ok(files)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Arch;
-
-    /// A one-layer tied model whose embedding is a Q8_0 block tensor, as in SmolLM2's GGUF.
-    fn tied_q8_embedding_model(quant: InferQuant) -> (Model, Tensor) {
-        let (vocab, d, i) = (40, 32, 64);
-        let config = ModelConfig {
-            arch: Arch::Llama,
-            vocab_size: vocab,
-            hidden_size: d,
-            intermediate_size: i,
-            num_hidden_layers: 1,
-            num_attention_heads: 4,
-            num_key_value_heads: 2,
-            head_dim: 8,
-            rope_theta: 10_000.0,
-            rms_norm_eps: 1e-5,
-            max_position_embeddings: 64,
-            tie_word_embeddings: true,
-            attention_bias: false,
-            rope_layout: RopeLayout::HalfSplit,
-            bos_token_id: None,
-            eos_token_id: None,
-        };
-        let dev = Device::Cpu;
-        let rand = |shape: (usize, usize)| Tensor::randn(0f32, 0.5, shape, &dev).unwrap();
-        let mut raw = HashMap::new();
-        let embed = QTensor::quantize(&rand((vocab, d)), GgmlDType::Q8_0).unwrap();
-        let dequantized = embed.dequantize(&dev).unwrap();
-        raw.insert(
-            "model.embed_tokens.weight".to_string(),
-            Raw::Quant(Arc::new(embed)),
-        );
-        let p = "model.layers.0";
-        for (n, shape) in [
-            ("self_attn.q_proj", (d, d)),
-            ("self_attn.k_proj", (16, d)),
-            ("self_attn.v_proj", (16, d)),
-            ("self_attn.o_proj", (d, d)),
-            ("mlp.gate_proj", (i, d)),
-            ("mlp.up_proj", (i, d)),
-            ("mlp.down_proj", (d, i)),
-        ] {
-            raw.insert(format!("{p}.{n}.weight"), Raw::Dense(rand(shape)));
-        }
-        for n in [
-            format!("{p}.input_layernorm.weight"),
-            format!("{p}.post_attention_layernorm.weight"),
-            "model.norm.weight".to_string(),
-        ] {
-            raw.insert(n, Raw::Dense(Tensor::ones(d, DType::F32, &dev).unwrap()));
-        }
-        let opts = LoadOptions {
-            mode: Mode::Infer,
-            quant,
-        };
-        (Model::build(config, raw, opts).unwrap(), dequantized)
-    }
-
-    #[test]
-    fn a_tied_embedding_is_read_from_the_packed_head_with_the_same_values() {
-        let ids = Tensor::new(&[[3u32, 0, 39, 3]], &Device::Cpu).unwrap();
-        for quant in [InferQuant::Auto, InferQuant::Q8_0] {
-            let (model, table) = tied_q8_embedding_model(quant);
-            let packed = matches!(model.embed_tokens, Embedding::Packed(_));
-            // Only a head that keeps the checkpoint's blocks may serve as the table.
-            let want_packed = quant == InferQuant::Auto && crate::qmatmul::available();
-            assert_eq!(packed, want_packed, "{quant:?}");
-            let got = model.embed(&ids).unwrap().squeeze(0).unwrap();
-            let want = table.index_select(&ids.flatten_all().unwrap(), 0).unwrap();
-            assert_eq!(
-                got.to_vec2::<f32>().unwrap(),
-                want.to_vec2::<f32>().unwrap(),
-                "{quant:?}"
-            );
-            let out_of_vocab = Tensor::new(&[[40u32]], &Device::Cpu).unwrap();
-            assert!(model.embed(&out_of_vocab).is_err(), "{quant:?}");
-        }
-    }
-
-    /// Regression: when the tied embedding table stayed dense (a requantized head), the LM head
-    /// was built from that dense table, a 49,152 x 576 f32 matmul per decoded token in
-    /// `--quant q8_0` and in every training rollout.
-    #[test]
-    fn a_dense_tied_embedding_table_does_not_make_the_head_dense() {
-        for quant in [InferQuant::Auto, InferQuant::Q8_0] {
-            let (model, _) = tied_q8_embedding_model(quant);
-            assert!(
-                !matches!(model.lm_head.weight, Weight::Dense(_)),
-                "{quant:?}: the tied LM head is dense"
-            );
         }
     }
 }

@@ -386,6 +386,11 @@ mod x86 {
     use super::{BLOCK, Line, RowsView, TILE};
 
     /// The 4 activation bytes `4c..4c + 4` of block `b` of row `r`, as one 32-bit lane.
+    ///
+    /// # Safety
+    ///
+    /// `r`, `b` and `c` address bytes inside `x.xq`: `r` below the view's row count, `b` below
+    /// `x.k / BLOCK` and `c` below `BLOCK / 4`.
     #[inline(always)]
     unsafe fn chunk(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> i32 {
         // SAFETY: in bounds for the rows, blocks and groups the kernels visit.
@@ -396,12 +401,22 @@ mod x86 {
     }
 
     /// [`chunk`] in every lane of a 512-bit vector.
+    ///
+    /// # Safety
+    ///
+    /// As for [`chunk`], and the CPU supports AVX-512F.
     #[inline(always)]
     unsafe fn bcast(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m512i {
         // SAFETY: as in `chunk`.
         unsafe { _mm512_set1_epi32(chunk(x, r, b, c)) }
     }
 
+    /// The 16 f16 scales of a tile's rows for block `b`, as f32.
+    ///
+    /// # Safety
+    ///
+    /// `h` holds the 16 f16 scales of block `b` (`(b + 1) * TILE <= h.len()`), and the CPU
+    /// supports AVX-512F.
     #[inline(always)]
     unsafe fn scales(h: &[u16], b: usize) -> __m512 {
         // SAFETY: `h` holds 16 f16 values per block.
@@ -413,6 +428,12 @@ mod x86 {
     }
 
     /// Q8_0 codes (one byte, offset 128) of one tile against `R` activation rows.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX-512F, AVX-512BW and AVX-512VNNI; `lines` holds the tile's 8 lines
+    /// per block (64-byte aligned) and `d` its 16 scales per block, for `x.k / BLOCK` blocks; `x` has
+    /// at least `R` rows and `out` room for `R * TILE` values.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile_u8<const R: usize>(
         lines: &[Line],
@@ -460,6 +481,11 @@ mod x86 {
     }
 
     /// Q4_1 codes (two per byte) of one tile against `R` activation rows.
+    ///
+    /// # Safety
+    ///
+    /// As for [`tile_u8`], with the tile's 4 lines per block and `m` holding its 16 minimums
+    /// per block.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile_u4<const R: usize>(
         lines: &[Line],
@@ -505,6 +531,10 @@ mod x86 {
         }
     }
     /// [`chunk`] in every lane of a 256-bit vector.
+    ///
+    /// # Safety
+    ///
+    /// As for [`chunk`], and the CPU supports AVX2.
     #[inline(always)]
     unsafe fn bcast256(x: &RowsView<'_>, r: usize, b: usize, c: usize) -> __m256i {
         // SAFETY: as in `chunk`.
@@ -512,6 +542,11 @@ mod x86 {
     }
 
     /// The 8 f16 scales of half `h` of a tile's rows for block `b`.
+    ///
+    /// # Safety
+    ///
+    /// `s` holds the 16 f16 scales of block `b` (`(b + 1) * TILE <= s.len()`), `h` is 0 or 1,
+    /// and the CPU supports AVX2 and F16C.
     #[inline(always)]
     unsafe fn scales256(s: &[u16], b: usize, h: usize) -> __m256 {
         // SAFETY: `s` holds 16 f16 values per block.
@@ -523,6 +558,10 @@ mod x86 {
     }
 
     /// The 32 bytes of half `h` (rows `8h..8h + 8`) of line `i`.
+    ///
+    /// # Safety
+    ///
+    /// `i < lines.len()`, `h` is 0 or 1, and the CPU supports AVX2.
     #[inline(always)]
     unsafe fn half_line(lines: &[Line], i: usize, h: usize) -> __m256i {
         // SAFETY: `i` is in bounds; lines are 64-byte aligned, so each half is 32-byte aligned.
@@ -531,6 +570,10 @@ mod x86 {
 
     /// [`tile_u8`] without VNNI: the codes `q + 128` become `q` again, and
     /// `maddubs(|q|, sign(x, q))` sums pairs of products of at most 127 * 127 in 16 bits.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA and F16C; the slices as for [`tile_u8`].
     // The row and half indices also address activation rows and memory, not just `dots`.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -579,6 +622,10 @@ mod x86 {
 
     /// [`tile_u4`] without VNNI: 4-bit codes times bytes of at most 127 sum to at most 7,620
     /// over the two `maddubs` of a group, well inside 16 bits.
+    ///
+    /// # Safety
+    ///
+    /// The CPU supports AVX2, FMA and F16C; the slices as for [`tile_u4`].
     // The row and half indices also address activation rows and memory, not just `dots`.
     #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma,f16c")]

@@ -6,10 +6,10 @@
 //! backward pass is the same rotation by the opposite angle: this op keeps nothing beyond its
 //! inputs and computes the gradient with the same kernel and `-sin`.
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, D, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::config::RopeLayout;
+use crate::config::{ModelConfig, RopeLayout};
 use crate::cpu_op::{f32_slice, f32_vec, min_rows};
 
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +118,60 @@ pub(crate) fn rope_cpu(
     x.contiguous()?
         .apply_op3(&cos.contiguous()?, &sin.contiguous()?, op)
         .map(Some)
+}
+
+/// Interleaved rope (pairs `2i`, `2i+1`) from composite ops, with per-row `[b, t, d/2]` tables.
+pub(crate) fn rope_i_composite(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+) -> crate::error::Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    let cos = cos.reshape((b, 1, t, d / 2, 1))?;
+    let sin = sin.reshape((b, 1, t, d / 2, 1))?;
+    let x = x.reshape((b, h, t, d / 2, 2))?;
+    let x0 = x.narrow(D::Minus1, 0, 1)?;
+    let x1 = x.narrow(D::Minus1, 1, 1)?;
+    let y0 = (x0.broadcast_mul(&cos)? - x1.broadcast_mul(&sin)?)?;
+    let y1 = (x0.broadcast_mul(&sin)? + x1.broadcast_mul(&cos)?)?;
+    Ok(Tensor::cat(&[y0, y1], D::Minus1)?.reshape((b, h, t, d))?)
+}
+
+/// Half-split rope (pairs `i`, `i + d/2`) from composite ops, with per-row `[b, t, d/2]` tables.
+pub(crate) fn rope_composite(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+) -> crate::error::Result<Tensor> {
+    let (b, _h, t, d) = x.dims4()?;
+    let cos = Tensor::cat(&[cos, cos], D::Minus1)?.reshape((b, 1, t, d))?;
+    let sin = Tensor::cat(&[sin, sin], D::Minus1)?.reshape((b, 1, t, d))?;
+    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+    Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
+}
+
+/// The cos and sin tables `[positions, head_dim/2]` of the model's rope frequencies.
+pub(crate) fn rope_tables(cfg: &ModelConfig) -> crate::error::Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let n = cfg.max_position_embeddings.clamp(1, 1 << 16);
+    let inv: Vec<f32> = (0..half)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / cfg.head_dim as f64) as f32)
+        .collect();
+    let mut cos = Vec::with_capacity(n * half);
+    let mut sin = Vec::with_capacity(n * half);
+    for p in 0..n {
+        for &f in &inv {
+            let a = p as f32 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
+        }
+    }
+    Ok((
+        Tensor::from_vec(cos, (n, half), &Device::Cpu)?,
+        Tensor::from_vec(sin, (n, half), &Device::Cpu)?,
+    ))
 }
 
 #[cfg(test)]

@@ -24,9 +24,12 @@ fn model_path() -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!(
-            "skipping: embedded model not found at {} (run `medu1 setup`)",
-            p.display()
+        medu1_core::testing::skip(
+            "model",
+            &format!(
+                "embedded model not found at {} (run `medu1 setup`)",
+                p.display()
+            ),
         );
         None
     }

@@ -124,7 +124,7 @@ pub fn response_logprobs(
         } => model.forward_span(ids, Some(attention), prompt_width - 1, batch.response_width),
         Inputs::Shared { prompt, responses } => model.forward_shared_prefix(prompt, responses),
     }
-    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    .map_err(|e| candle_core::Error::Msg(medu1_core::error::chain(&e)))?;
     // One node that keeps only the logits (see `medu1_model::logprobs`).
     let lp = medu1_model::gather_log_softmax(&logits, &batch.response_ids, temperature)?;
     let ent = if with_entropy {

@@ -3,13 +3,17 @@
 //! When training outgrows one machine, OpenRLHF and verl run on Ray clusters; they call this server
 //! (OpenRLHF's remote reward protocol on `POST /reward`, a native batch form on `POST /score`, and
 //! `integrations/verl/medu1_reward.py` for verl) so that every worker gets the exact, fast Rust
-//! reward instead of a Python port. The crate depends on core + reward only, so it builds without
-//! candle.
+//! reward instead of a Python port. The crate depends on reward (and through it core) only, so it
+//! builds without candle.
 
 mod app;
 mod error;
+mod handling;
 mod metrics;
 pub mod protocol;
+mod route_reward;
+mod route_score;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

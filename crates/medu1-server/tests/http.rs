@@ -379,7 +379,7 @@ fn golden_file() -> Option<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_rewards_through_http_equal_the_library() {
     let Some(path) = golden_file() else {
-        println!("skipping: no golden rewards.jsonl (set MEDU1_GOLDEN_DIR)");
+        medu1_core::testing::skip("golden", "no golden rewards.jsonl (set MEDU1_GOLDEN_DIR)");
         return;
     };
     let (base, _stop) = start(ServerConfig::default()).await;

@@ -4,12 +4,13 @@
 //! (The issue asked for `medu1 data verify-calc` / `medu1 data synth-calc`; these live under
 //! `calc` and can be aliased there.)
 
+use crate::status::note;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use medu1_calc::{self as calc, Calculator, Difficulty, VerifyReport};
 use medu1_core::Budget;
 use medu1_core::atomic::AtomicFile;
 use medu1_data::PromptBuilder;
-use medu1_data::calc::{self, Calculator, Difficulty, VerifyReport};
 use medu1_data::prompt::Variant;
 use std::io::Write;
 use std::path::PathBuf;
@@ -194,6 +195,6 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", a.output.display()))?;
         }
     }
-    eprintln!("wrote {} rows to {}", samples.len(), a.output.display());
+    note!("wrote {} rows to {}", samples.len(), a.output.display());
     Ok(())
 }

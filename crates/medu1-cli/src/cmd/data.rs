@@ -6,6 +6,7 @@
 //! silently. `inspect` summarises files: counts by source, task kind and split, the answer-type
 //! mix, and prompt-length percentiles.
 
+use crate::status::{self, note};
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use medu1_core::{CalcOutput, Sample, Task, TaskKind};
@@ -29,9 +30,12 @@ pub enum DataCommand {
         #[arg(long)]
         format: Option<Format>,
     },
-    /// Same as `medu1 calc verify`: check the calculators against MedCalc-Bench's labels.
+    /// The former name of `medu1 calc verify`, kept working but hidden from help: one name per
+    /// command.
+    #[command(hide = true)]
     VerifyCalc(super::calc::VerifyArgs),
-    /// Same as `medu1 calc synth`: generate verifiable calculation training rows.
+    /// The former name of `medu1 calc synth` (hidden, as `verify-calc`).
+    #[command(hide = true)]
     SynthCalc(super::calc::SynthArgs),
 }
 
@@ -145,7 +149,7 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
     let mut rejected = Vec::new();
     for input in &a.inputs {
         let l = load_path(input, &opts)?;
-        eprintln!(
+        note!(
             "{}: {} rows ({}), {} rejected",
             input.display(),
             l.samples.len(),
@@ -156,10 +160,7 @@ fn prepare(a: PrepareArgs) -> anyhow::Result<()> {
         files.push(l.samples);
     }
     let total: usize = files.iter().map(Vec::len).sum();
-    let bar = indicatif::ProgressBar::new(total as u64);
-    if total < 5_000 {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = status::plain_bar(total as u64, total >= 5_000);
     let range = BudgetRange {
         min: a.budget_min,
         max: a.budget_max,

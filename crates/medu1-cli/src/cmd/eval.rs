@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use medu1_data::{BudgetMode, ChatTemplate, Variant};
 use medu1_eval::backend::local::LocalBackend;
 use medu1_eval::backend::openai::{Api, OpenAiBackend, OpenAiConfig};
@@ -18,6 +18,7 @@ use medu1_eval::sweep::{Sweep, SweepMode, SweepProgress, run_sweep};
 use medu1_eval::{Backend, GenParams, Rule, Suite};
 
 use super::profile::load_profile;
+use crate::status::{self, note};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -185,7 +186,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         } else {
             let arg = a.model.as_deref().unwrap_or("default");
             let path = super::setup::resolve_model(arg)?;
-            eprintln!("loading {}", path.display());
+            note!("loading {}", path.display());
             let b = LocalBackend::load(&path)?.with_batch(a.batch);
             let t = if arg == "default" {
                 (ChatTemplate::smollm2(), "smollm2".to_string())
@@ -228,14 +229,18 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         template_name,
         plot: !a.no_plot,
     };
-    eprintln!("backend: {}", backend.describe());
+    note!("backend: {}", backend.describe());
+    tracing::info!(
+        backend = %backend.describe(),
+        out_dir = %cfg.out_dir.display(),
+        sweep = sweep.is_some(),
+        "eval: run start"
+    );
     if let Some(sweep) = sweep {
         return eval_sweep(backend.as_ref(), cfg, &sweep);
     }
     let mut bar: Option<(String, ProgressBar)> = None;
-    let style =
-        ProgressStyle::with_template("{prefix:>20} {bar:40} {pos}/{len} items {elapsed} eta {eta}")
-            .expect("valid progress template");
+    let style = status::style("{prefix:>20} {bar:40} {pos}/{len} items {elapsed} eta {eta}");
     let summary = medu1_eval::run(backend.as_ref(), &cfg, &mut |p: &Progress<'_>| {
         if bar.as_ref().is_none_or(|(name, _)| name != p.benchmark) {
             if let Some((_, b)) = bar.take() {
@@ -258,10 +263,17 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if let Some((_, b)) = bar.take() {
         b.finish();
     }
+    tracing::info!(
+        resumed = summary.resumed,
+        generated = summary.generated,
+        report = %summary.paths.markdown.display(),
+        "eval: run end"
+    );
     if summary.resumed > 0 {
-        eprintln!(
+        note!(
             "resumed: {} items from an earlier run, {} generated now",
-            summary.resumed, summary.generated
+            summary.resumed,
+            summary.generated
         );
     }
     print!(
@@ -269,7 +281,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         std::fs::read_to_string(&summary.paths.markdown)
             .with_context(|| format!("reading {}", summary.paths.markdown.display()))?
     );
-    eprintln!(
+    note!(
         "wrote {}, {}, {}{}",
         summary.paths.markdown.display(),
         summary.paths.json.display(),
@@ -286,11 +298,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
 /// `--budgets`: one progress bar over every item at every budget, then the sweep table.
 fn eval_sweep(backend: &dyn Backend, cfg: RunConfig, sweep: &Sweep) -> anyhow::Result<()> {
     let out = cfg.out_dir.clone();
-    let style = ProgressStyle::with_template(
+    let bar = status::bar(
+        0,
         "{prefix:>16} {bar:40} {pos}/{len} item-budgets {elapsed} eta {eta} {msg}",
-    )
-    .expect("valid progress template");
-    let bar = ProgressBar::new(0).with_style(style);
+    );
     let summary = run_sweep(backend, cfg, sweep, &mut |p: &SweepProgress<'_>| {
         bar.set_length(p.total as u64);
         bar.set_prefix(format!("budget {}", p.budget));
@@ -306,10 +317,17 @@ fn eval_sweep(backend: &dyn Backend, cfg: RunConfig, sweep: &Sweep) -> anyhow::R
         )
     })?;
     bar.finish();
+    tracing::info!(
+        resumed = summary.resumed,
+        generated = summary.generated,
+        report = %summary.paths.markdown.display(),
+        "eval: sweep end"
+    );
     if summary.resumed > 0 {
-        eprintln!(
+        note!(
             "resumed: {} item-budgets from an earlier run, {} generated now",
-            summary.resumed, summary.generated
+            summary.resumed,
+            summary.generated
         );
     }
     let p = &summary.paths;
@@ -324,7 +342,7 @@ fn eval_sweep(backend: &dyn Backend, cfg: RunConfig, sweep: &Sweep) -> anyhow::R
     ];
     wrote.extend(p.length_plot.iter().map(|x| x.display().to_string()));
     wrote.extend(p.accuracy_plot.iter().map(|x| x.display().to_string()));
-    eprintln!(
+    note!(
         "wrote {} (per-budget runs in {}/budget-*)",
         wrote.join(", "),
         out.display()

@@ -9,8 +9,8 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
+use crate::status::{self, note};
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use medu1_data::{ChatTemplate, Message};
 use medu1_model::{InferQuant, LoadOptions, Mode, SamplingParams, Tokenizer, generate};
 
@@ -164,7 +164,7 @@ fn chat_template(tok: &Tokenizer) -> ChatTemplate {
         match ChatTemplate::from_jinja(src, &name(tok.bos_id), &name(tok.eos_id)) {
             Ok(t) => return t,
             Err(e) => {
-                eprintln!("warning: the model's chat template does not compile ({e}); using ChatML")
+                note!("warning: the model's chat template does not compile ({e}); using ChatML")
             }
         }
     }
@@ -191,7 +191,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;
-    eprintln!(
+    note!(
         "loaded {} in {:.2}s",
         path.display(),
         t_load.elapsed().as_secs_f64()
@@ -238,11 +238,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     };
     let n = a.n.max(1);
     let total = (prompts.len() * n * a.max_new_tokens) as u64;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} tokens {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = status::bar(total, "{bar:40} {pos}/{len} tokens {per_sec} eta {eta}");
     let mut stdout = std::io::stdout().lock();
     let (mut pt, mut ps, mut gt, mut gs) = (0usize, 0f64, 0usize, 0f64);
     let bs = a.batch_size.max(1);
@@ -281,7 +277,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    eprintln!(
+    note!(
         "prefill: {pt} tokens in {ps:.3}s = {:.1} tok/s; decode: {gt} tokens in {gs:.3}s = {:.1} tok/s",
         pt as f64 / ps.max(1e-9),
         gt as f64 / gs.max(1e-9)

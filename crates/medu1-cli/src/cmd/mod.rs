@@ -10,3 +10,4 @@ pub mod serve;
 pub mod setup;
 pub mod sft;
 pub mod train;
+pub mod trainer;

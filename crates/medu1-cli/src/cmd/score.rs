@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::status::note;
 use anyhow::{Context, Result, bail};
 use medu1_core::atomic::AtomicFile;
 use medu1_reward::{Profile, RowError, ScoreOptions, ScoreOutput, ScoreRequest, score_request};
@@ -259,18 +260,23 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     }
 
     let errors: usize = summary.values().map(|s| s.errors).sum();
-    eprintln!(
+    note!(
         "profile {} ({} lines, {errors} errors)",
         profile.name,
         rows.len()
     );
-    eprintln!(
+    note!(
         "{:<28} {:>7} {:>12} {:>12} {:>10} {:>7}",
-        "data_source", "n", "mean reward", "format rate", "accuracy", "errors"
+        "data_source",
+        "n",
+        "mean reward",
+        "format rate",
+        "accuracy",
+        "errors"
     );
     for (ds, s) in &summary {
         let d = s.scored.max(1) as f64;
-        eprintln!(
+        note!(
             "{:<28} {:>7} {:>12.4} {:>12.4} {:>10.4} {:>7}",
             ds,
             s.n,
@@ -281,7 +287,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         );
     }
     if errors > 0 {
-        eprintln!("{errors} line(s) could not be scored; see their `error` objects");
+        note!("{errors} line(s) could not be scored; see their `error` objects");
         if a.strict {
             bail!("{errors} line(s) could not be scored");
         }

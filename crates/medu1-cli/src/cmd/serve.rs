@@ -9,6 +9,7 @@ use anyhow::Context;
 use medu1_server::{ServerConfig, TokenCounter};
 
 use super::profile::load_profile;
+use crate::status::note;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -114,14 +115,14 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", a.addr))?;
         let local = listener.local_addr()?;
-        eprintln!(
+        note!(
             "medu1 reward server on http://{local} (profile {}, tokenizer {})",
             config.profile.name,
             if counter.is_some() { "loaded" } else { "none" }
         );
         let state = medu1_server::state(config, counter);
         medu1_server::serve(listener, state, medu1_server::shutdown_signal()).await?;
-        eprintln!("medu1 reward server stopped");
+        note!("medu1 reward server stopped");
         anyhow::Ok(())
     });
     // Scoring of cancelled requests stops at its next sample; do not wait longer than that for

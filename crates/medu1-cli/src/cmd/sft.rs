@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use medu1_model::LoadOptions;
 use medu1_rl::{Exporter, Sft, SftConfig};
+
+use super::trainer::{export_hf, start_mode};
+use crate::status::{note, say, steps_bar};
 
 #[derive(Debug, clap::Args)]
 pub struct SftArgs {
@@ -25,30 +27,9 @@ pub struct SftArgs {
     overwrite: bool,
 }
 
-/// Prints above a progress bar, or plainly when the bar is hidden (not a terminal).
-pub fn say(bar: &ProgressBar, msg: String) {
-    if bar.is_hidden() {
-        eprintln!("{msg}");
-    } else {
-        bar.println(msg);
-    }
-}
-
-pub fn steps_bar(len: u64, pos: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_position(pos);
-    bar
-}
-
 /// Runs the warm-up to its last step (resuming from its own checkpoints when asked).
 pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
-    eprintln!(
+    note!(
         "warm-up: {} training examples, {} validation examples ({} left out: no target or too long); run folder {}",
         sft.train.len(),
         sft.val.len(),
@@ -56,6 +37,14 @@ pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
         sft.run_dir.display()
     );
     let steps = sft.cfg.steps as u64;
+    tracing::info!(
+        run_dir = %sft.run_dir.display(),
+        steps,
+        from_step = sft.step,
+        train = sft.train.len(),
+        val = sft.val.len(),
+        "sft: run start"
+    );
     let bar = steps_bar(steps, sft.step);
     while sft.step < steps {
         let rec = sft.step()?;
@@ -68,12 +57,28 @@ pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
             get("sft/lr"),
             get("tokens_per_s/train")
         );
+        tracing::debug!(
+            step = get("step"),
+            loss = get("sft/loss"),
+            lr = get("sft/lr"),
+            "sft: step done"
+        );
+        if medu1_rl::checkpoint::checkpoint_dir(&sft.run_dir, sft.step).is_dir() {
+            tracing::info!(step = sft.step, "sft: checkpoint saved");
+        }
         if rec.contains_key("sft/val_loss") {
+            tracing::info!(
+                run = "sft",
+                step = sft.step,
+                val_loss = get("sft/val_loss"),
+                "validation done"
+            );
             line.push_str(&format!("  val loss {:.4}", get("sft/val_loss")));
         }
         say(&bar, line);
     }
     bar.finish_and_clear();
+    tracing::info!(steps = sft.step, run_dir = %sft.run_dir.display(), "sft: run end");
     let png = sft.run_dir.join("curves.png");
     medu1_eval::curves::training_curves(&png, sft.metrics.records())?;
     Ok(sft)
@@ -83,7 +88,7 @@ pub fn run(a: SftArgs) -> anyhow::Result<()> {
     let cfg: SftConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
     cfg.validate("")
         .with_context(|| format!("{}", a.config.display()))?;
-    let start = super::train::start_mode(a.resume, a.overwrite);
+    let start = start_mode(a.resume, a.overwrite);
     medu1_rl::run::prepare_run_dir(&cfg.out_dir, start)?;
     let path = super::setup::resolve_model(&cfg.model)?;
     let (policy, tokenizer) = medu1_model::load(&path, LoadOptions::train())
@@ -91,7 +96,8 @@ pub fn run(a: SftArgs) -> anyhow::Result<()> {
     let mut sft = Sft::new(cfg, policy, tokenizer.clone(), start)?;
     let tok = tokenizer.clone();
     sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
-        super::train::export_hf(m, &tok, dir)
+        tracing::debug!(dir = %dir.display(), "sft: exporting the checkpoint's hf/ folder");
+        export_hf(m, &tok, dir)
     })));
     let sft = run_sft(sft)?;
     let last = medu1_rl::checkpoint::latest(&sft.run_dir)?;

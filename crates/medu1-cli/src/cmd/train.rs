@@ -1,7 +1,7 @@
 //! `medu1 train`: GRPO on a TOML configuration (see `configs/`), with `--set` overrides, a progress
 //! bar, a warning when most groups carry no learning signal, and `--resume`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +11,9 @@ use medu1_rl::run::Start;
 use medu1_rl::{Exporter, Grpo, MedU1Rewarder, Progress, TrainConfig};
 
 use super::profile::load_profile;
-use super::sft::{run_sft, say, steps_bar};
+use super::sft::run_sft;
+use super::trainer::{export_hf, start_mode};
+use crate::status::{note, say, steps_bar};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -28,15 +30,6 @@ pub struct TrainArgs {
     /// metrics (without this flag such a folder is refused).
     #[arg(long)]
     overwrite: bool,
-}
-
-/// `--resume` / `--overwrite` / neither, as the trainer's start mode.
-pub fn start_mode(resume: bool, overwrite: bool) -> Start {
-    match (resume, overwrite) {
-        (true, _) => Start::Resume,
-        (false, true) => Start::Overwrite,
-        (false, false) => Start::New,
-    }
 }
 
 /// A test hook, `MEDU1_FAULT_ABORT=PHASE:STEP`: the process aborts (as under `kill -9`: no
@@ -68,7 +61,7 @@ impl FaultPoint {
             return;
         }
         if self.phase == phase {
-            eprintln!("MEDU1_FAULT_ABORT: aborting at {phase} of step {step}");
+            note!("MEDU1_FAULT_ABORT: aborting at {phase} of step {step}");
             std::process::abort();
         }
         if self.phase == "checkpoint-export" && phase == "checkpoint" {
@@ -79,30 +72,10 @@ impl FaultPoint {
     /// Called from inside a checkpoint write.
     pub fn in_export(&self) {
         if self.in_export.load(Ordering::SeqCst) {
-            eprintln!("MEDU1_FAULT_ABORT: aborting inside a checkpoint write");
+            note!("MEDU1_FAULT_ABORT: aborting inside a checkpoint write");
             std::process::abort();
         }
     }
-}
-
-/// Writes a Hugging Face folder: weights + config.json (save_hf), tokenizer.json and a
-/// tokenizer_config.json carrying the chat template and special tokens.
-pub fn export_hf(model: &Model, tokenizer: &Tokenizer, dir: &Path) -> Result<(), String> {
-    model.save_hf(dir).map_err(|e| e.to_string())?;
-    tokenizer
-        .inner()
-        .save(dir.join("tokenizer.json"), false)
-        .map_err(|e| e.to_string())?;
-    let tok = |id: Option<u32>| id.and_then(|i| tokenizer.decode(&[i], false).ok());
-    let cfg = serde_json::json!({
-        "bos_token": tok(tokenizer.bos_id),
-        "eos_token": tok(tokenizer.eos_id),
-        "chat_template": tokenizer.chat_template,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-    });
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| e.to_string())?;
-    medu1_core::atomic::write_atomic(dir.join("tokenizer_config.json"), text.as_bytes())
-        .map_err(|e| e.to_string())
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
@@ -115,9 +88,17 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if cfg.warmup.is_some() {
         medu1_rl::run::prepare_run_dir(&cfg.trainer.out_dir.join("warmup"), start)?;
     }
+    tracing::info!(
+        config = %a.config.display(),
+        run_dir = %cfg.trainer.out_dir.display(),
+        steps = cfg.trainer.steps,
+        start = ?start,
+        warmup = cfg.warmup.is_some(),
+        "train: run start"
+    );
     let fault = FaultPoint::from_env();
     let model_path = super::setup::resolve_model(&cfg.model.path)?;
-    eprintln!("loading {} for training", model_path.display());
+    note!("loading {} for training", model_path.display());
     let (policy, tokenizer) = medu1_model::load(&model_path, LoadOptions::train())
         .with_context(|| format!("loading {}", model_path.display()))?;
     let profile = load_profile(&cfg.reward.profile)?.with_overrides(&cfg.reward.settings);
@@ -135,9 +116,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         if let Some(f) = &export_fault {
             f.in_export();
         }
+        tracing::debug!(dir = %dir.display(), "train: exporting the checkpoint's hf/ folder");
         export_hf(m, &tok, dir)
     })));
-    eprintln!(
+    note!(
         "{} training prompts ({} filtered as too long), {} validation prompts; run folder {}",
         t.train.len(),
         t.train.sources.iter().map(|s| s.filtered).sum::<usize>(),
@@ -145,8 +127,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         t.run_dir.display()
     );
     if t.step == 0 && t.cfg.trainer.val_before_train && t.val.is_some() {
-        eprintln!("validating before training...");
+        note!("validating before training...");
         let rec = t.validate(&mut |_| {})?;
+        log_validation("train", "before training", 0, &rec);
         print_val("before training", &rec);
         let path = t.run_dir.join("val_before.json");
         medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
@@ -163,6 +146,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 if let Some(f) = &fault {
                     f.at(next, name);
                 }
+                tracing::debug!(step = next, phase = name, "train: phase");
+                if name == "checkpoint written" {
+                    tracing::info!(step = next, "train: checkpoint saved");
+                }
                 phase = name;
                 bar.set_message(name);
             }
@@ -175,6 +162,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         })?;
         bar.inc(1);
         let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+        tracing::debug!(
+            step = get("step"),
+            reward = get("train/reward/mean"),
+            accuracy = get("train/accuracy"),
+            format = get("train/format_rate"),
+            kl = get("actor/kl"),
+            secs = get("time/step_s"),
+            "train: step done"
+        );
+        if rec.contains_key("val/reward/mean") {
+            log_validation("train", "during training", t.step, &rec);
+        }
         say(
             &bar,
             format!(
@@ -230,7 +229,23 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         "run folder {}: metrics.jsonl, metrics.csv, curves.png, checkpoints/",
         t.run_dir.display()
     );
+    tracing::info!(steps = t.step, run_dir = %t.run_dir.display(), "train: run end");
     Ok(())
+}
+
+/// The `validation done` event of a run (`what`: train or sft), from a metrics row with `val/` keys.
+pub fn log_validation(what: &str, when: &str, step: u64, rec: &medu1_rl::metrics::Record) {
+    let get = |k: &str| rec.get(k).copied().unwrap_or(f64::NAN);
+    tracing::info!(
+        run = what,
+        when,
+        step,
+        samples = get("val/samples"),
+        reward = get("val/reward/mean"),
+        accuracy = get("val/accuracy"),
+        format = get("val/format_rate"),
+        "validation done"
+    );
 }
 
 fn print_val(label: &str, rec: &medu1_rl::metrics::Record) {
@@ -284,6 +299,7 @@ fn warm_up(
     w.data = cfg.data.clone();
     if !cfg.data.val.is_empty() {
         let rec = validate_policy(cfg, &policy, tokenizer, rewarder)?;
+        log_validation("train", "before the warm-up", 0, &rec);
         print_val("before the warm-up", &rec);
         let path = cfg.trainer.out_dir.join("val_before_warmup.json");
         medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
@@ -291,7 +307,10 @@ fn warm_up(
     // A fresh run's warm-up folder was checked (or cleared by --overwrite) before we got here.
     let mut sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), resume)?;
     let tok = tokenizer.clone();
-    sft.export_hf = Some(Exporter(Box::new(move |m, dir| export_hf(m, &tok, dir))));
+    sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
+        tracing::debug!(dir = %dir.display(), "sft: exporting the checkpoint's hf/ folder");
+        export_hf(m, &tok, dir)
+    })));
     Ok(run_sft(sft)?.into_policy())
 }
 

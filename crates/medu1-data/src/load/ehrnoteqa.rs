@@ -7,7 +7,7 @@
 //! `discharge_summary`, `notes`, `note`, `text`, or numbered `note_1`, `note_2`, …). The question
 //! is written like Med-U1's other MCQ items: `<Context>{notes}</Context> <Question>{q}</Question>`.
 
-use super::{Ctx, copy_extra, opt_text, req_str};
+use super::fields::{Ctx, copy_extra, opt_text, req_str};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, Choice, Sample, Task};

@@ -4,7 +4,7 @@
 //! The options are parsed out into the sample and the question keeps only the stem, so the
 //! released variant lists them once as `A: …` lines.
 
-use super::{Ctx, check_letter, copy_extra, opt_text, req_str};
+use super::fields::{Ctx, check_letter, copy_extra, opt_text, req_str};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, Choice, Sample, Task};

@@ -5,7 +5,8 @@
 //! with the calculator id/name, category, output type and note id, in `Sample::extra` for later
 //! stages (never for grading).
 
-use super::{Ctx, LoadError, Loc};
+use super::fields::Ctx;
+use crate::error::{LoadError, Loc};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, CalcOutput, Sample, Task};
@@ -36,7 +37,7 @@ pub(crate) fn read_csv(
     path: &Path,
     bytes: &[u8],
     ctx: &Ctx,
-) -> Result<Vec<super::SampleRow>, LoadError> {
+) -> Result<Vec<super::fields::SampleRow>, LoadError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(bytes);
@@ -53,7 +54,7 @@ pub(crate) fn read_csv(
             .iter()
             .position(|h| h.trim() == name)
             .ok_or_else(|| {
-                LoadError::Row(Box::new(super::RowError {
+                LoadError::Row(Box::new(crate::error::RowError {
                     path: path.to_path_buf(),
                     loc: Loc::Line(1),
                     field: Some(name.to_string()),
@@ -129,7 +130,7 @@ pub(crate) fn parse_one_shot(
     _i: usize,
     ctx: &Ctx,
 ) -> Result<Sample, FieldError> {
-    let note = super::req_str(v, "Patient Note")?;
+    let note = super::fields::req_str(v, "Patient Note")?;
     let resp = v
         .get("Response")
         .ok_or_else(|| FieldError::new("Response", "missing"))?;
@@ -154,7 +155,7 @@ pub(crate) fn parse_one_shot(
         .and_then(OValue::scalar_text);
     let mut extra = serde_json::Map::new();
     extra.insert("calculator_id".into(), key.into());
-    super::copy_extra(v, &["input_parameters"], &mut extra);
+    super::fields::copy_extra(v, &["input_parameters"], &mut extra);
     Ok(Sample {
         source: SOURCE.into(),
         id: key.to_string(),

@@ -3,7 +3,7 @@
 //! The question is written the way Med-U1's MediQ items are: `<Context>{sentences joined by
 //! spaces}</Context> <Question>{question}</Question>`; `answer_idx` is the letter.
 
-use super::{Ctx, check_letter, copy_extra, opt_text, options_field, req_str};
+use super::fields::{Ctx, check_letter, copy_extra, opt_text, options_field, req_str};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, Sample, Task};

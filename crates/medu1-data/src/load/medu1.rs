@@ -5,7 +5,7 @@
 //! `<answer>\n…\n</answer>\n` wrapper in the source; the sample's answer is the released
 //! files' stripped form and the raw one is kept for the published-script variant.
 
-use super::{Ctx, check_letter, copy_extra, opt_text, options_field, req_str};
+use super::fields::{Ctx, check_letter, copy_extra, opt_text, options_field, req_str};
 use crate::ovalue::OValue;
 use crate::prompt::{RAW_ANSWER_KEY, strip_answer_tags};
 use crate::record::FieldError;

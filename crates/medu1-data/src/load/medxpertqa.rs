@@ -4,7 +4,7 @@
 //! The question is kept verbatim, inline `Answer Choices:` included, as Med-U1's MedXpertQA items
 //! are (the released prompts therefore list the options twice, spec §1.1).
 
-use super::{Ctx, check_letter, copy_extra, opt_text, options_field, req_str};
+use super::fields::{Ctx, check_letter, copy_extra, opt_text, options_field, req_str};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, Sample, Task};

@@ -1,6 +1,6 @@
 //! MMLU-Pro rows: `question`, `options` (a list of up to 10 texts, lettered A, B, …), `answer`.
 
-use super::{Ctx, check_letter, copy_extra, letter_at, opt_text, options_field, req_str};
+use super::fields::{Ctx, check_letter, copy_extra, letter_at, opt_text, options_field, req_str};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, Sample, Task};

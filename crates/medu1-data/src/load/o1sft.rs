@@ -4,7 +4,7 @@
 //! items carry); the sample keeps that raw form for the published-script variant and the released
 //! files' stripped form (`{Response}\n`) as its answer. `Complex_CoT` becomes `Sample::reasoning`.
 
-use super::{Ctx, opt_text, req_str};
+use super::fields::{Ctx, opt_text, req_str};
 use crate::ovalue::OValue;
 use crate::prompt::{RAW_ANSWER_KEY, strip_answer_tags};
 use crate::record::FieldError;

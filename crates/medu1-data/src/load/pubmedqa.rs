@@ -4,7 +4,7 @@
 //! test key sits beside the data file, keyed PMIDs get split `test` and the rest `train`, and the
 //! key must agree with the item's `final_decision`.
 
-use super::{Ctx, req_str};
+use super::fields::{Ctx, req_str};
 use crate::ovalue::OValue;
 use crate::record::FieldError;
 use medu1_core::{Budget, Choice, Sample, Task};
@@ -86,7 +86,7 @@ pub(crate) fn parse(
         None => ctx.split_for(None),
     };
     let mut extra = serde_json::Map::new();
-    super::copy_extra(v, &["LONG_ANSWER", "MESHES", "YEAR", "LABELS"], &mut extra);
+    super::fields::copy_extra(v, &["LONG_ANSWER", "MESHES", "YEAR", "LABELS"], &mut extra);
     Ok(Sample {
         source: ctx.source.clone().unwrap_or_else(|| "PubMedQA".into()),
         id: pmid.to_string(),

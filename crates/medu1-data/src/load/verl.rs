@@ -5,7 +5,8 @@
 //! released variant reproduces the row's prompt byte for byte (MCQ options stay inline in the
 //! question, so the sample's option list is empty).
 
-use super::{Ctx, LoadError, Loc};
+use super::fields::Ctx;
+use crate::error::{LoadError, Loc};
 use crate::ovalue::OValue;
 use crate::prompt::parse_user_message;
 use crate::record::{FieldError, VerlRecord};
@@ -70,7 +71,7 @@ fn user_turn(content: &str) -> Option<&str> {
 }
 
 /// Reads a parquet file of verl rows into JSON-like records, one per row.
-pub(crate) fn read_parquet_values(path: &Path) -> Result<Vec<super::Record>, LoadError> {
+pub(crate) fn read_parquet_values(path: &Path) -> Result<Vec<super::fields::Record>, LoadError> {
     let err = |e: &dyn std::fmt::Display| LoadError::Parquet {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -163,12 +164,13 @@ pub fn read_records(path: impl AsRef<Path>) -> Result<Vec<VerlRecord>, LoadError
     let rows = if bytes.starts_with(b"PAR1") {
         read_parquet_values(path)?
     } else {
-        super::json_records(path, &bytes)?
+        super::fields::json_records(path, &bytes)?
     };
     rows.into_iter()
         .map(|(loc, v)| {
-            v.and_then(|v| VerlRecord::from_ovalue(&v))
-                .map_err(|e| LoadError::Row(Box::new(super::RowError::from_field(path, loc, e))))
+            v.and_then(|v| VerlRecord::from_ovalue(&v)).map_err(|e| {
+                LoadError::Row(Box::new(crate::error::RowError::from_field(path, loc, e)))
+            })
         })
         .collect()
 }

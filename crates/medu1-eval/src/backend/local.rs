@@ -21,7 +21,13 @@ impl LocalBackend {
     /// Loads a `.gguf` file or a Hugging Face folder for inference.
     pub fn load(path: &std::path::Path) -> Result<LocalBackend, BackendError> {
         let (model, tokenizer) = medu1_model::load(path, medu1_model::LoadOptions::infer())
-            .map_err(|e| BackendError::Model(format!("loading {}: {e}", path.display())))?;
+            .map_err(|e| {
+                BackendError::Model(format!(
+                    "loading {}: {}",
+                    path.display(),
+                    medu1_core::error::chain(&e)
+                ))
+            })?;
         Ok(LocalBackend::new(
             model,
             tokenizer,
@@ -68,7 +74,9 @@ impl Backend for LocalBackend {
             .iter()
             .map(|p| self.tokenizer.encode(&p.text))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BackendError::Model(format!("tokenizing: {e}")))?;
+            .map_err(|e| {
+                BackendError::Model(format!("tokenizing: {}", medu1_core::error::chain(&e)))
+            })?;
         let sp = SamplingParams {
             temperature: params.temperature,
             top_p: params.top_p,
@@ -94,7 +102,9 @@ impl Backend for LocalBackend {
         for (ids, seed) in groups {
             let sp = SamplingParams { seed, ..sp.clone() };
             let g = medu1_model::generate(&self.model, &self.tokenizer, &ids, n, &sp, &mut |_| {})
-                .map_err(|e| BackendError::Model(format!("generating: {e}")))?;
+                .map_err(|e| {
+                    BackendError::Model(format!("generating: {}", medu1_core::error::chain(&e)))
+                })?;
             out.extend(g.completions.into_iter().map(|row| {
                 row.into_iter()
                     .map(|c| Generation {

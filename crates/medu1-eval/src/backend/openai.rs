@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use super::{Backend, GenParams, Generation, Prompt};
-use crate::error::BackendError;
+use crate::error::{BackendError, EvalError};
 
 /// Which OpenAI endpoint to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +32,12 @@ pub enum Api {
 }
 
 impl std::str::FromStr for Api {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Api, String> {
+    type Err = EvalError;
+    fn from_str(s: &str) -> Result<Api, EvalError> {
         match s {
             "completions" | "completion" => Ok(Api::Completions),
             "chat" | "chat-completions" => Ok(Api::Chat),
-            _ => Err(format!("unknown api `{s}` (expected completions or chat)")),
+            _ => Err(EvalError::UnknownApi(s.to_string())),
         }
     }
 }

@@ -13,7 +13,7 @@ use medu1_reward::Profile;
 
 /// Writes `items` multiple-choice questions and `calc` calculation items (Med-U1 validation
 /// format) to `dir/name.json`.
-pub fn write_dataset(dir: &Path, name: &str, items: usize, calc: usize) -> PathBuf {
+pub(crate) fn write_dataset(dir: &Path, name: &str, items: usize, calc: usize) -> PathBuf {
     let mut rows = Vec::new();
     for i in 0..items {
         let answer = ["A", "B", "C", "D"][i % 4];
@@ -41,7 +41,7 @@ pub fn write_dataset(dir: &Path, name: &str, items: usize, calc: usize) -> PathB
 }
 
 /// A hash of the prompt, so answers are deterministic but vary between items and samples.
-pub fn fnv(s: &str, salt: u64) -> u64 {
+pub(crate) fn fnv(s: &str, salt: u64) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ salt;
     for b in s.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
@@ -51,7 +51,7 @@ pub fn fnv(s: &str, salt: u64) -> u64 {
 
 /// Answers every prompt with a letter or a number picked from the prompt's hash.
 #[derive(Debug, Default)]
-pub struct FakeBackend;
+pub(crate) struct FakeBackend;
 
 impl Backend for FakeBackend {
     fn describe(&self) -> String {
@@ -98,7 +98,7 @@ impl Backend for FakeBackend {
 /// Fails (like a server going away or the process being killed) once `limit` prompts have been
 /// answered.
 #[derive(Debug)]
-pub struct FailingBackend {
+pub(crate) struct FailingBackend {
     pub limit: usize,
     pub served: Cell<usize>,
 }
@@ -124,7 +124,7 @@ impl Backend for FailingBackend {
     }
 }
 
-pub fn config(out: &Path, benchmarks: Vec<Benchmark>, n: usize) -> RunConfig {
+pub(crate) fn config(out: &Path, benchmarks: Vec<Benchmark>, n: usize) -> RunConfig {
     RunConfig {
         out_dir: out.to_path_buf(),
         benchmarks,

@@ -5,8 +5,11 @@
 //! never hidden by bending a formula. Rows whose cause has been traced by hand carry that finding
 //! ([`known_finding`]).
 
-use super::{CalcAnswer, CalcError, Inputs, all, by_id, parse_entities};
-use crate::calc::units::Analyte;
+use crate::error::CalcError;
+use crate::inputs::{Inputs, parse_entities};
+use crate::registry::{all, by_id};
+use crate::spec::CalcAnswer;
+use crate::units::Analyte;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,7 +79,7 @@ impl VerifyReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("cannot read medcalc csv {path}: {source}")]
+    #[error("cannot read medcalc csv {path}")]
     Csv { path: String, source: csv::Error },
     #[error("medcalc csv {path} has no column `{column}`")]
     Column { path: String, column: String },

@@ -4,7 +4,9 @@
 //! `[value, unit]`, findings as booleans and categories as strings. Calculators read them through
 //! [`Inputs`], which converts units and reports a missing or malformed field by name.
 
-use super::{Analyte, CalcError, Date};
+use crate::dates::Date;
+use crate::error::CalcError;
+use crate::units::Analyte;
 use serde_json::{Map, Value};
 
 /// A view of one row's entities.
@@ -151,6 +153,13 @@ fn num(v: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// Parses a `Relevant Entities` cell (a Python literal) into JSON.
+pub fn parse_entities(text: &str) -> Result<serde_json::Value, CalcError> {
+    medu1_data::pyliteral::parse(text)
+        .map(|v| v.to_json())
+        .map_err(|e| CalcError::Entities(e.to_string()))
 }
 
 #[cfg(test)]

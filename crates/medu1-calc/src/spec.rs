@@ -1,55 +1,13 @@
-//! MedCalc-Bench calculators, re-implemented so calculation tasks have exact, verifiable answers.
-//!
-//! RL on calculation needs ground truth that can be recomputed, and MedCalc-Bench's 10,053-row
-//! training split is not available to us. Implementing the calculators the way the benchmark does
-//! them (its formulas, unit conversions, rounding and ±5 % limits, as documented in its one-shot
-//! explanations) gives two things: an unlimited, license-free source of training rows
-//! ([`synth`]), and a check of the benchmark's own labels ([`verify`]).
-//!
-//! A [`Calculator`] is a static description (id and name exactly as in the CSV, typed inputs keyed
-//! by the `Relevant Entities` names, output type) plus a pure compute function over [`Inputs`], a
-//! view of the entities as JSON (`{"creatinine": [1.2, "mg/dL"], "sex": "Male", ...}`).
-
-pub mod dates;
-pub(crate) mod formulas;
-pub mod inputs;
-mod scores;
-pub mod synth;
-pub mod units;
-pub mod verify;
+//! What a calculator is: its static description ([`Calculator`]: id and name as in the CSV,
+//! typed inputs, output type) and its answer ([`CalcAnswer`]), written and bounded like the
+//! benchmark's (rounding, ±5 % limits).
 
 use medu1_core::CalcOutput;
-use std::sync::LazyLock;
 
-pub use dates::Date;
-pub use inputs::Inputs;
-pub use synth::{Difficulty, synth};
-pub use units::Analyte;
-pub use verify::{Disagreement, VerifyReport, verify_csv, verify_rows};
-
-/// Why a calculator could not produce an answer. Messages are lowercase and name the field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CalcError {
-    #[error("missing input `{0}`")]
-    Missing(String),
-    #[error("invalid input `{field}`: {reason}")]
-    Invalid { field: String, reason: String },
-    #[error("unknown unit `{unit}` for `{field}`")]
-    Unit { field: String, unit: String },
-    #[error("unknown calculator `{0}`")]
-    UnknownCalculator(String),
-    #[error("relevant entities are not a python literal: {0}")]
-    Entities(String),
-}
-
-impl CalcError {
-    pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> CalcError {
-        CalcError::Invalid {
-            field: field.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
+use crate::dates::Date;
+use crate::error::CalcError;
+use crate::inputs::Inputs;
+use crate::units::Analyte;
 
 /// The benchmark's `Output Type` column. Gestational age is `integer` in the CSV although its
 /// answer is a tuple; [`OutputType::WeekDay`] keeps that distinct here.
@@ -212,7 +170,7 @@ pub struct Calculator {
     /// The benchmark's question for this calculator, verbatim.
     pub question: &'static str,
     pub inputs: &'static [InputSpec],
-    compute: fn(&Inputs) -> Result<CalcAnswer, CalcError>,
+    pub(crate) compute: fn(&Inputs) -> Result<CalcAnswer, CalcError>,
 }
 
 impl Calculator {
@@ -229,45 +187,6 @@ impl Calculator {
     pub fn required_inputs(&self) -> impl Iterator<Item = &InputSpec> {
         self.inputs.iter().filter(|s| s.required)
     }
-}
-
-static ALL: LazyLock<Vec<Calculator>> = LazyLock::new(|| {
-    let mut v: Vec<Calculator> = Vec::new();
-    v.extend_from_slice(formulas::CALCULATORS);
-    v.extend_from_slice(scores::CALCULATORS);
-    v.extend_from_slice(dates::CALCULATORS);
-    v.sort_by_key(|c| c.id);
-    v
-});
-
-/// Every implemented calculator, by id.
-pub fn all() -> &'static [Calculator] {
-    &ALL
-}
-
-/// The calculator with this CSV `Calculator ID`.
-pub fn by_id(id: u32) -> Option<&'static Calculator> {
-    all().iter().find(|c| c.id == id)
-}
-
-/// Looks a calculator up by id (`"6"`), slug (`"bmi"`) or exact CSV name.
-pub fn find(key: &str) -> Result<&'static Calculator, CalcError> {
-    let k = key.trim();
-    all()
-        .iter()
-        .find(|c| {
-            k.parse::<u32>().ok() == Some(c.id)
-                || c.slug.eq_ignore_ascii_case(k)
-                || c.name.eq_ignore_ascii_case(k)
-        })
-        .ok_or_else(|| CalcError::UnknownCalculator(k.to_string()))
-}
-
-/// Parses a `Relevant Entities` cell (a Python literal) into JSON.
-pub fn parse_entities(text: &str) -> Result<serde_json::Value, CalcError> {
-    crate::pyliteral::parse(text)
-        .map(|v| v.to_json())
-        .map_err(|e| CalcError::Entities(e.to_string()))
 }
 
 /// Helper for the calculator tables: a required input.
@@ -305,6 +224,7 @@ pub(crate) const fn opt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dates::Date;
 
     #[test]
     fn decimal_answers_are_written_like_the_benchmark() {
@@ -338,20 +258,5 @@ mod tests {
         assert_eq!(limits(&d), ("09/23/2014".into(), "09/23/2014".into()));
         let w = CalcAnswer::WeekDay { weeks: 14, days: 1 };
         assert_eq!(w.to_answer_string(), "('14 weeks', '1 days')");
-    }
-
-    #[test]
-    fn registry_ids_are_unique_and_findable() {
-        let mut ids: Vec<u32> = all().iter().map(|c| c.id).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), all().len());
-        assert!(all().len() >= 25);
-        assert_eq!(find("6").unwrap().slug, "bmi");
-        assert_eq!(find("BMI").unwrap().id, 6);
-        assert_eq!(find("Body Mass Index (BMI)").unwrap().id, 6);
-        assert!(matches!(find("nope"), Err(CalcError::UnknownCalculator(_))));
-        for c in all() {
-            assert!(c.required_inputs().count() > 0, "{}", c.name);
-        }
     }
 }

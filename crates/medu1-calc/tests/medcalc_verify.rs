@@ -6,7 +6,7 @@
 // The test prints its table and its skip message: that is its report.
 #![allow(clippy::print_stdout)]
 
-use medu1_data::calc::{self, verify_csv};
+use medu1_calc::{self as calc, verify_csv};
 use std::path::PathBuf;
 
 /// Calculators below 95 % only because of benchmark label errors (see the report's reasons).
@@ -33,7 +33,10 @@ fn csv_path() -> Option<PathBuf> {
 #[test]
 fn calculators_agree_with_the_benchmark() {
     let Some(path) = csv_path() else {
-        println!("skipping: MedCalc-Bench test_data_v1.0.csv not found (set MEDU1_DATA_DIR)");
+        medu1_core::testing::skip(
+            "shared-data",
+            "MedCalc-Bench test_data_v1.0.csv not found (set MEDU1_DATA_DIR)",
+        );
         return;
     };
     let report = verify_csv(&path).expect("csv reads");

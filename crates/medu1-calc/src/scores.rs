@@ -4,10 +4,10 @@
 //! (e.g. HAS-BLED age > 65, CURB-65 BUN > 19 mg/dL, Centor's McIsaac age bands) and anything the
 //! note does not mention counts as absent, as the benchmark assumes.
 
-use super::{
-    CalcAnswer, CalcError, Calculator, InputKind, InputSpec, Inputs, OutputType, opt, req,
-};
-use crate::calc::units::Analyte;
+use crate::error::CalcError;
+use crate::inputs::Inputs;
+use crate::spec::{CalcAnswer, Calculator, InputKind, InputSpec, OutputType, opt, req};
+use crate::units::Analyte;
 
 use InputKind::Quantity as Q;
 const F: InputKind = InputKind::Flag;
@@ -328,7 +328,7 @@ const fn calc(
     }
 }
 
-pub(super) const CALCULATORS: &[Calculator] = &[
+pub(crate) const CALCULATORS: &[Calculator] = &[
     calc(
         4,
         "CHA2DS2-VASc Score for Atrial Fibrillation Stroke Risk",
@@ -752,8 +752,13 @@ pub(super) const CALCULATORS: &[Calculator] = &[
 mod tests {
     use serde_json::{Value, json};
 
+    /// This file's calculator with this id (the registry is the union of such tables).
+    fn by_id(id: u32) -> Option<&'static crate::spec::Calculator> {
+        super::CALCULATORS.iter().find(|c| c.id == id)
+    }
+
     fn score(id: u32, e: Value) -> String {
-        super::super::by_id(id)
+        by_id(id)
             .unwrap()
             .compute_json(&e)
             .unwrap()

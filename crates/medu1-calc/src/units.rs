@@ -5,7 +5,7 @@
 //! molar masses and factors here are the benchmark's (e.g. BUN 28.02 g/mol, triglycerides
 //! 861.338 g/mol, 1 in = 2.54 cm, 1 lb = 0.453592 kg), so converted values match its labels.
 
-use super::CalcError;
+use crate::error::CalcError;
 
 /// What a quantity measures, which decides its canonical unit and how other units convert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

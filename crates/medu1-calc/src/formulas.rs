@@ -6,8 +6,10 @@
 //! BMI-dependent adjusted weight the question text asks for, IBW converts height with
 //! 0.393701 in/cm, QTc uses RR = 60 / heart rate.
 
-use super::{CalcAnswer, CalcError, Calculator, InputKind, Inputs, OutputType, opt, req};
-use crate::calc::units::Analyte;
+use crate::error::CalcError;
+use crate::inputs::Inputs;
+use crate::spec::{CalcAnswer, Calculator, InputKind, InputSpec, OutputType, opt, req};
+use crate::units::Analyte;
 
 use InputKind::Quantity as Q;
 const SEX: InputKind = InputKind::Choice(&["Male", "Female"]);
@@ -425,29 +427,29 @@ const R_HR: (f64, f64) = (45.0, 160.0);
 const R_QT: (f64, f64) = (300.0, 520.0);
 const NONE: (f64, f64) = (0.0, 0.0);
 
-const I_SEX: super::InputSpec = req("sex", SEX, "sex", NONE);
-const I_AGE: super::InputSpec = req(AGE, Q(Analyte::Age), "age", R_AGE);
-const I_W: super::InputSpec = req(WEIGHT, Q(Analyte::Weight), "weight", R_W);
-const I_H: super::InputSpec = req(HEIGHT, Q(Analyte::Height), "height", R_H);
-const I_CR: super::InputSpec = req(CREAT, Q(Analyte::Creatinine), "serum creatinine", R_CR);
-const I_NA: super::InputSpec = req(NA, Q(Analyte::Sodium), "sodium", R_NA);
-const I_CL: super::InputSpec = req(CL, Q(Analyte::Chloride), "chloride", R_CL);
-const I_HCO3: super::InputSpec = req(HCO3, Q(Analyte::Bicarbonate), "bicarbonate", R_HCO3);
-const I_ALB: super::InputSpec = req(ALB, Q(Analyte::Albumin), "albumin", R_ALB);
-const I_GLU: super::InputSpec = req(GLU, Q(Analyte::Glucose), "glucose", R_GLU);
-const I_BUN: super::InputSpec = req(BUN, Q(Analyte::Bun), "blood urea nitrogen", R_BUN);
-const I_HR: super::InputSpec = req(HR, Q(BPM), "heart rate", R_HR);
-const I_QT: super::InputSpec = req(QT, Q(MSEC), "QT interval", R_QT);
-const QTC: &[super::InputSpec] = &[I_HR, I_QT];
-const GAP: &[super::InputSpec] = &[I_NA, I_CL, I_HCO3];
-const ALB_GAP: &[super::InputSpec] = &[I_NA, I_CL, I_HCO3, I_ALB];
+const I_SEX: InputSpec = req("sex", SEX, "sex", NONE);
+const I_AGE: InputSpec = req(AGE, Q(Analyte::Age), "age", R_AGE);
+const I_W: InputSpec = req(WEIGHT, Q(Analyte::Weight), "weight", R_W);
+const I_H: InputSpec = req(HEIGHT, Q(Analyte::Height), "height", R_H);
+const I_CR: InputSpec = req(CREAT, Q(Analyte::Creatinine), "serum creatinine", R_CR);
+const I_NA: InputSpec = req(NA, Q(Analyte::Sodium), "sodium", R_NA);
+const I_CL: InputSpec = req(CL, Q(Analyte::Chloride), "chloride", R_CL);
+const I_HCO3: InputSpec = req(HCO3, Q(Analyte::Bicarbonate), "bicarbonate", R_HCO3);
+const I_ALB: InputSpec = req(ALB, Q(Analyte::Albumin), "albumin", R_ALB);
+const I_GLU: InputSpec = req(GLU, Q(Analyte::Glucose), "glucose", R_GLU);
+const I_BUN: InputSpec = req(BUN, Q(Analyte::Bun), "blood urea nitrogen", R_BUN);
+const I_HR: InputSpec = req(HR, Q(BPM), "heart rate", R_HR);
+const I_QT: InputSpec = req(QT, Q(MSEC), "QT interval", R_QT);
+const QTC: &[InputSpec] = &[I_HR, I_QT];
+const GAP: &[InputSpec] = &[I_NA, I_CL, I_HCO3];
+const ALB_GAP: &[InputSpec] = &[I_NA, I_CL, I_HCO3, I_ALB];
 
 const fn calc(
     id: u32,
     name: &'static str,
     slug: &'static str,
     question: &'static str,
-    inputs: &'static [super::InputSpec],
+    inputs: &'static [InputSpec],
     compute: fn(&Inputs) -> Result<CalcAnswer, CalcError>,
 ) -> Calculator {
     Calculator {
@@ -461,7 +463,7 @@ const fn calc(
     }
 }
 
-pub(super) const CALCULATORS: &[Calculator] = &[
+pub(crate) const CALCULATORS: &[Calculator] = &[
     calc(
         2,
         "Creatinine Clearance (Cockcroft-Gault Equation)",
@@ -885,8 +887,13 @@ pub(super) const CALCULATORS: &[Calculator] = &[
 mod tests {
     use serde_json::{Value, json};
 
+    /// This file's calculator with this id (the registry is the union of such tables).
+    fn by_id(id: u32) -> Option<&'static crate::spec::Calculator> {
+        super::CALCULATORS.iter().find(|c| c.id == id)
+    }
+
     fn value(id: u32, e: Value) -> f64 {
-        super::super::by_id(id)
+        by_id(id)
             .unwrap()
             .compute_json(&e)
             .unwrap()
@@ -1036,7 +1043,7 @@ mod tests {
         near(66, agap(143.0, 120.0, 12.5, 2.1), 3.25, 1e-9);
         near(67, agap(142.8, 125.5, 7.5, 4.2), -0.16364, 1e-5);
         assert!(
-            super::super::by_id(64)
+            by_id(64)
                 .unwrap()
                 .compute_json(&gap(140.0, 100.0, 24.0))
                 .is_err()
@@ -1079,12 +1086,12 @@ mod tests {
 
     #[test]
     fn missing_inputs_are_named() {
-        let e = super::super::by_id(6)
+        let e = by_id(6)
             .unwrap()
             .compute_json(&json!({"weight": [70, "kg"]}))
             .unwrap_err();
         assert_eq!(e.to_string(), "missing input `height`");
-        let e = super::super::by_id(3)
+        let e = by_id(3)
             .unwrap()
             .compute_json(&json!({"sex": "X", "age": [50, "years"]}))
             .unwrap_err();

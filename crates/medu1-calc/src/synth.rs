@@ -2,13 +2,16 @@
 //!
 //! MedCalc-Bench's training split is not available to us, but its calculators are: drawing the
 //! inputs, writing them into a short note (in mixed units, with distractor values) and computing
-//! the answer with the same [`Calculator`] that [`super::verify`] checks against the benchmark
+//! the answer with the same [`Calculator`] that [`crate::verify`] checks against the benchmark
 //! gives an unlimited, license-free, verifiable source of calculation tasks. Rows use the
 //! benchmark's question wording, answer format and limits, and the `MedCalc-Bench` source name
 //! (split `synthetic`) so the existing reward path grades them as calculations.
 
-use super::units::Analyte;
-use super::{CalcAnswer, CalcError, Calculator, Date, InputKind, InputSpec, Inputs, limits};
+use crate::dates::Date;
+use crate::error::CalcError;
+use crate::inputs::Inputs;
+use crate::spec::{CalcAnswer, Calculator, InputKind, InputSpec, limits};
+use crate::units::Analyte;
 use medu1_core::{Budget, Sample, Task};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -141,7 +144,7 @@ pub fn synth(
     difficulty: Difficulty,
 ) -> Result<Vec<Sample>, CalcError> {
     let pool: Vec<&Calculator> = if calculators.is_empty() {
-        super::all().iter().collect()
+        crate::registry::all().iter().collect()
     } else {
         calculators.to_vec()
     };
@@ -189,7 +192,7 @@ fn decimals(range: (f64, f64)) -> i32 {
 }
 
 fn round(x: f64, digits: i32) -> f64 {
-    super::round_to(x, digits)
+    crate::spec::round_to(x, digits)
 }
 
 fn draw_value(rng: &mut ChaCha8Rng, range: (f64, f64)) -> f64 {
@@ -290,7 +293,7 @@ fn draw_entities(
         }
         // MME: one to three opioids with doses and doses per day.
         49 => {
-            let mut drugs: Vec<(&str, f64)> = super::formulas::OPIOIDS.to_vec();
+            let mut drugs: Vec<(&str, f64)> = crate::formulas::OPIOIDS.to_vec();
             drugs.shuffle(rng);
             for (drug, _) in drugs.iter().take(rng.random_range(1..=3)) {
                 let (dose, unit) = if drug.starts_with("Fenta") {
@@ -477,7 +480,7 @@ fn render_note(
                 .replace("She", if female { "She" } else { "He" }),
         );
     }
-    for (drug, _) in super::formulas::OPIOIDS {
+    for (drug, _) in crate::formulas::OPIOIDS {
         if let (Some(dose), Some(per_day)) = (
             e.get(&format!("{drug} Dose")),
             e.get(&format!("{drug} Dose Per Day")),
@@ -538,7 +541,7 @@ mod tests {
         for d in [Difficulty::Easy, Difficulty::Mixed, Difficulty::Hard] {
             for s in synth(300, 11, &[], d).unwrap() {
                 let id: u32 = s.extra["calculator_id"].as_str().unwrap().parse().unwrap();
-                let calc = super::super::by_id(id).unwrap();
+                let calc = crate::registry::by_id(id).unwrap();
                 let answer = calc.compute_json(&s.extra["relevant_entities"]).unwrap();
                 assert_eq!(answer.to_answer_string(), s.answer, "{}", s.question);
                 let Task::Calculation {
@@ -565,7 +568,7 @@ mod tests {
 
     #[test]
     fn restricts_to_the_requested_calculators() {
-        let bmi = super::super::find("bmi").unwrap();
+        let bmi = crate::registry::find("bmi").unwrap();
         let rows = synth(20, 1, &[bmi], Difficulty::Hard).unwrap();
         assert!(rows.iter().all(|s| s.extra["calculator_id"] == "6"));
         assert!("medium".parse::<Difficulty>().is_err());

@@ -1,0 +1,171 @@
+//! A projection `y = x W^T + b` and the dispatch over how its weight is stored: the packed int8
+//! kernels of [`crate::qmatmul`] (x86-64), candle's `QMatMul`, or a dense (possibly trainable)
+//! tensor; and how a checkpoint's weights become one, per [`InferQuant`].
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+use crate::error::{ModelError, Result};
+use crate::options::{InferQuant, LoadOptions};
+use crate::qmatmul::PackedMatrix;
+
+/// A weight as the checkpoint holds it, before the mode decides its final form.
+#[derive(Debug, Clone)]
+pub(crate) enum Raw {
+    Quant(Arc<QTensor>),
+    Dense(Tensor),
+}
+
+impl Raw {
+    /// The GGUF block type, for quantized weights.
+    pub(crate) fn block_dtype(&self) -> Option<GgmlDType> {
+        match self {
+            Raw::Quant(q) => Some(q.dtype()),
+            Raw::Dense(_) => None,
+        }
+    }
+
+    /// The input width of a `[out, in]` matrix.
+    pub(crate) fn cols(&self) -> Result<usize> {
+        Ok(match self {
+            Raw::Quant(q) => q.shape().dims()[1],
+            Raw::Dense(t) => t.dim(1)?,
+        })
+    }
+
+    pub(crate) fn to_f32(&self) -> Result<Tensor> {
+        Ok(match self {
+            Raw::Quant(q) => q.dequantize(&Device::Cpu)?,
+            Raw::Dense(t) => t.to_dtype(DType::F32)?,
+        })
+    }
+}
+
+/// The weight of a projection: quantized for inference, dense (possibly a `Var`'s tensor) else.
+#[derive(Debug, Clone)]
+pub(crate) enum Weight {
+    /// In the tile layout of [`crate::qmatmul`], where this CPU runs its kernels.
+    Packed(Arc<PackedMatrix>),
+    Quant(QMatMul),
+    Dense(Tensor),
+}
+
+/// `y = x W^T + b`, with `W` stored `[out, in]` as in both checkpoint formats.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub(crate) weight: Weight,
+    pub(crate) bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub(crate) fn new(weight: Weight, bias: Option<Tensor>) -> Linear {
+        Linear { weight, bias }
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.weight {
+            Weight::Packed(p) => {
+                let x = x.to_dtype(DType::F32)?.contiguous()?;
+                let mut dims = x.dims().to_vec();
+                let y = {
+                    let (storage, layout) = x.storage_and_layout();
+                    let candle_core::Storage::Cpu(cpu) = &*storage else {
+                        return Err(ModelError::Unsupported(
+                            "packed quantized weights run on the CPU only".into(),
+                        ));
+                    };
+                    p.matmul(crate::cpu_op::f32_slice(cpu, layout, "packed matmul")?)
+                };
+                *dims.last_mut().expect("non-empty dims") = p.rows();
+                Tensor::from_vec(y, dims, &Device::Cpu)?
+            }
+            // QMatMul reads its input as one slice: a narrowed/transposed view must be copied
+            // (candle's quantized_llama fails at batch > 1 for lack of this).
+            Weight::Quant(q) => q.forward(&x.contiguous()?)?,
+            Weight::Dense(w) => {
+                let dims = x.dims().to_vec();
+                let k = *dims.last().unwrap_or(&0);
+                let rows: usize = dims[..dims.len() - 1].iter().product();
+                let y = x.reshape((rows, k))?.matmul(&w.t()?)?;
+                let mut out = dims;
+                *out.last_mut().expect("non-empty dims") = w.dim(0)?;
+                y.reshape(out)?
+            }
+        };
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}
+
+/// Builds one inference projection from one or more `[out_i, in]` weight parts stacked along
+/// `out`, with its bias.
+pub(crate) fn fuse_weights(
+    parts: &[Raw],
+    opts: LoadOptions,
+    bias: Option<Tensor>,
+) -> Result<Linear> {
+    let k = parts[0].cols()?;
+    let first = parts[0].block_dtype();
+    // The block format as stored: rows are independent blocks, so the parts' bytes stack.
+    if keeps_stored_blocks(parts, opts.quant)? {
+        let dtype = first.expect("checked");
+        let mut bytes = Vec::new();
+        let mut rows = 0;
+        for p in parts {
+            if let Raw::Quant(q) = p {
+                bytes.extend_from_slice(&q.data()?);
+                rows += q.shape().dims()[0];
+            }
+        }
+        let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype)?;
+        let qt = QTensor::new(storage, (rows, k))?;
+        return Ok(Linear::new(quant_weight(qt)?, bias));
+    }
+    let dense = if parts.len() == 1 {
+        parts[0].to_f32()?
+    } else {
+        let ts = parts.iter().map(Raw::to_f32).collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&ts, 0)?
+    };
+    let to_q8 = match opts.quant {
+        InferQuant::Q8_0 | InferQuant::Auto => true,
+        InferQuant::Original => first.is_some(),
+        InferQuant::F32 => false,
+    };
+    if to_q8 && k.is_multiple_of(GgmlDType::Q8_0.block_size()) {
+        let qt = QTensor::quantize(&dense, GgmlDType::Q8_0)?;
+        Ok(Linear::new(quant_weight(qt)?, bias))
+    } else {
+        Ok(Linear::new(Weight::Dense(dense), bias))
+    }
+}
+
+/// Whether the inference projection built from `parts` (`[out_i, in]`, stacked along `out`)
+/// keeps their stored block format instead of requantizing to Q8_0 or going dense.
+pub(crate) fn keeps_stored_blocks(parts: &[Raw], quant: InferQuant) -> Result<bool> {
+    let first = parts[0].block_dtype();
+    let same = first.is_some() && parts.iter().all(|p| p.block_dtype() == first);
+    Ok(match quant {
+        InferQuant::Original => same,
+        InferQuant::Auto => {
+            same && crate::qmatmul::available()
+                && matches!(first, Some(GgmlDType::Q4_1 | GgmlDType::Q8_0))
+                && parts[0]
+                    .cols()?
+                    .is_multiple_of(GgmlDType::Q8_0.block_size())
+        }
+        InferQuant::Q8_0 | InferQuant::F32 => false,
+    })
+}
+
+/// A quantized weight in the packed layout where this CPU runs those kernels, else candle's.
+pub(crate) fn quant_weight(qt: QTensor) -> Result<Weight> {
+    Ok(match PackedMatrix::pack(&qt)? {
+        Some(p) => Weight::Packed(Arc::new(p)),
+        None => Weight::Quant(QMatMul::from_qtensor(qt)?),
+    })
+}
