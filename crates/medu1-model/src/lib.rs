@@ -12,6 +12,7 @@ pub mod config;
 mod cpu_op;
 mod decode_attention;
 pub mod error;
+mod export;
 pub mod generate;
 mod kv_cache;
 mod linear;
@@ -30,6 +31,7 @@ use std::path::Path;
 
 pub use config::{Arch, ModelConfig, RopeLayout};
 pub use error::{ModelError, Result};
+pub use export::save_hf_folder;
 pub use generate::{Generation, GenerationStats, generate};
 pub use logprobs::gather_log_softmax;
 pub use model::{InferQuant, KvCache, LoadOptions, Mode, Model};

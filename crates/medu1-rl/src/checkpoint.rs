@@ -17,13 +17,18 @@ use crate::optim::Moments;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: {source}")]
+    #[error("i/o error on {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    #[error("cannot export the hugging face folder into {path}")]
+    Export {
+        path: PathBuf,
+        source: medu1_model::ModelError,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -135,7 +140,7 @@ pub fn save(
     moments: &[Moments],
     keep_last: usize,
     metrics_row: &crate::metrics::Record,
-    export: &dyn Fn(&Path) -> Result<(), String>,
+    export: &dyn Fn(&Path) -> medu1_model::Result<()>,
 ) -> Result<PathBuf, CheckpointError> {
     let final_dir = checkpoint_dir(run_dir, state.step);
     let parent = final_dir.parent().unwrap_or(run_dir).to_path_buf();
@@ -167,7 +172,10 @@ pub fn save(
     let o = tmp.join("optimizer.safetensors");
     candle_core::safetensors::save(&opt, &o).map_err(|e| fmt_err(&o, e))?;
 
-    export(&tmp).map_err(|e| fmt_err(&tmp, e))?;
+    export(&tmp).map_err(|source| CheckpointError::Export {
+        path: tmp.clone(),
+        source,
+    })?;
 
     // The step's metrics row travels with its checkpoint: a run killed after the checkpoint and
     // before the row reached metrics.jsonl gets the row back on resume.

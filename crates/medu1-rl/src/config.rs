@@ -12,7 +12,7 @@ use crate::optim::LrSchedule;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -292,7 +292,7 @@ pub struct TrainConfig {
     pub trainer: TrainerConfig,
     /// A supervised warm-up run on the policy before GRPO (cold start); its run folder defaults
     /// to `trainer.out_dir/warmup`.
-    pub warmup: Option<crate::sft::SftConfig>,
+    pub warmup: Option<SftConfig>,
 }
 
 /// Reads a TOML file into `T` after applying `section.field=value` overrides (values are TOML:
@@ -577,5 +577,117 @@ mod tests {
         assert_eq!(c.algorithm.kl, KlEstimator::K3);
         assert_eq!(c.rollout.temperature, 0.6);
         assert_eq!(c.optim.schedule.multiplier(0), 0.0);
+    }
+}
+
+/// The supervised warm-up (`medu1 sft`, or `[warmup]` before GRPO); see [`crate::sft`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// `default`, a GGUF file or a Hugging Face folder (ignored when the warm-up is part of a
+    /// `medu1 train` run, which warms up the policy it trains).
+    pub model: String,
+    pub train: Vec<DataFile>,
+    pub val: Vec<DataFile>,
+    /// Prompt rendering, as in GRPO (`budget`, `variant`, `chat_template`).
+    pub data: DataConfig,
+    /// Examples longer than this (prompt + response tokens) are left out (and counted).
+    pub max_seq_tokens: usize,
+    pub steps: usize,
+    /// Sequences per optimizer step.
+    pub batch_size: usize,
+    pub optim: OptimConfig,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    pub save_every: usize,
+    pub keep_last: usize,
+    pub val_every: usize,
+    /// Validation examples used (0: all).
+    pub val_limit: usize,
+    pub export_hf: bool,
+    /// Budget-aware cold start: each benchmark example draws a budget with `data.budget` and
+    /// `data.budget_range`, its reasoning is cut to that many response tokens (exact mode) or
+    /// to 60–100 % of it (maximum mode), and an exact budget is then set to the target's actual
+    /// length, so every prompt's "Think for N tokens." is true of its target. See
+    /// [`crate::sft::fit_to_budget`].
+    pub fit_budget: bool,
+    /// With `fit_budget`: each benchmark example appears this many times, each with a budget of
+    /// its own, so the same question is seen answered at several lengths.
+    pub budget_copies: usize,
+    /// With `fit_budget`: how a target spends its budget (`cut` or `steps`).
+    pub budget_scaffold: BudgetScaffold,
+    /// With `budget_scaffold = "steps"`: reasoning tokens per step (the step label aside).
+    pub step_tokens: usize,
+}
+
+/// How a budget-fitted warm-up target spends its budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetScaffold {
+    /// The reasoning is cut to the budget at a word boundary ([`crate::sft::fit_to_budget`]). A small model
+    /// taught this way has to learn, from the budget's digits alone, where in running text to
+    /// stop; the 135M demo model did not (issue 17's first run: Spearman 0.05).
+    #[default]
+    Cut,
+    /// The reasoning opens with a plan, "Plan: K steps.", then comes in K numbered steps of
+    /// about `step_tokens` tokens ("Step 2/4: ..."), then the conclusion
+    /// ([`crate::sft::fit_steps_to_budget`]). The model has one decision to learn from the budget (K, a
+    /// small number), and stopping after "Step K/K" is a match against a number it wrote
+    /// itself, which the plan keeps in view.
+    Steps,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            model: "default".into(),
+            train: Vec::new(),
+            val: Vec::new(),
+            data: DataConfig::default(),
+            max_seq_tokens: 768,
+            steps: 100,
+            batch_size: 8,
+            optim: OptimConfig {
+                lr: 5e-5,
+                micro_batch_size: 1,
+                schedule: LrSchedule::Cosine {
+                    warmup_steps: 10,
+                    total_steps: 100,
+                    min_ratio: 0.1,
+                },
+                ..OptimConfig::default()
+            },
+            seed: 42,
+            out_dir: PathBuf::from("runs/sft"),
+            save_every: 0,
+            keep_last: 1,
+            val_every: 25,
+            val_limit: 64,
+            export_hf: true,
+            fit_budget: false,
+            budget_copies: 1,
+            budget_scaffold: BudgetScaffold::Cut,
+            step_tokens: 24,
+        }
+    }
+}
+
+impl SftConfig {
+    /// Checks the settings up front; `prefix` names the table they came from in errors
+    /// (`warmup.` inside a `medu1 train` configuration, which checks them before either runs).
+    pub fn validate(&self, prefix: &str) -> std::result::Result<(), ConfigError> {
+        for (name, v) in [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("max_seq_tokens", self.max_seq_tokens),
+            ("step_tokens", self.step_tokens),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{prefix}{name} must be at least 1"
+                )));
+            }
+        }
+        self.optim.validate(&format!("{prefix}optim"))
     }
 }

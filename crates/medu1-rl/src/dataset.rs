@@ -36,7 +36,7 @@ pub enum DataError {
         "invalid data.budget `{0}`: use keep, none, exact, max, log, both, both-both or fixed:K"
     )]
     Budget(String),
-    #[error("data.budget_range: {0}")]
+    #[error("invalid data.budget_range")]
     BudgetRange(#[from] medu1_data::BudgetRangeError),
     #[error("invalid data.variant `{0}`: use released or script")]
     Variant(String),

@@ -15,53 +15,17 @@ use medu1_model::{InferQuant, LoadOptions, Mode, Model, SamplingParams, Tokenize
 
 use crate::advantage::{advantages, zero_variance_share};
 use crate::batch::{Packed, Sequence, masked_sum, pack, response_logprobs};
-use crate::checkpoint::{self, TrainerState};
+use crate::checkpoint::TrainerState;
 use crate::config::TrainConfig;
 use crate::dataset::{PromptPool, PromptRenderer, load_sources};
+pub use crate::error::{Result, TrainError};
 use crate::loss::{
     ClipRange, Divisor, LossScope, aggregate_over, keep_rows, kl_penalty, policy_loss_over,
 };
 use crate::metrics::{MetricsLog, Record, mean_std};
 use crate::optim::{AdamW, clip_grad_norm};
 use crate::rollout::{Rewarder, Scored, rollout};
-use crate::run::{self, Exporter};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Data(#[from] crate::dataset::DataError),
-    #[error(transparent)]
-    Model(#[from] medu1_model::ModelError),
-    #[error(transparent)]
-    Tensor(#[from] candle_core::Error),
-    #[error(transparent)]
-    Checkpoint(#[from] checkpoint::CheckpointError),
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("invalid model.rollout_quant `{0}`: use auto, q8_0, f32 or original")]
-    Quant(String),
-    #[error(
-        "{path} already holds a run ({what}): pass --resume to continue it or --overwrite to replace it"
-    )]
-    RunExists { path: PathBuf, what: String },
-    #[error(
-        "{path}: nothing to resume: no checkpoint, but metrics.jsonl logs {logged} steps (pass --overwrite to start again)"
-    )]
-    NothingToResume { path: PathBuf, logged: usize },
-    #[error("checkpoint {path} was written by a `{found}` run, not `{expected}`")]
-    Kind {
-        path: PathBuf,
-        found: String,
-        expected: String,
-    },
-}
-
-pub type Result<T> = std::result::Result<T, TrainError>;
+use crate::run::{self, CheckpointHook};
 
 /// Progress events for a CLI to show.
 #[derive(Debug, Clone, Copy)]
@@ -136,8 +100,8 @@ pub struct Grpo {
     pub step: u64,
     pub run_dir: PathBuf,
     pub metrics: MetricsLog,
-    /// Writes a Hugging Face export into a folder (the CLI adds tokenizer files).
-    pub export_hf: Option<Exporter>,
+    /// Called inside every checkpoint write (fault-injection tests).
+    pub checkpoint_hook: Option<CheckpointHook>,
 }
 
 impl Grpo {
@@ -205,7 +169,7 @@ impl Grpo {
             step,
             run_dir,
             metrics,
-            export_hf: None,
+            checkpoint_hook: None,
         })
     }
 
@@ -557,10 +521,7 @@ impl Grpo {
             cursor: self.train.cursor.clone(),
             kind: "grpo".into(),
         };
-        let exporter = self
-            .export_hf
-            .as_ref()
-            .filter(|_| self.cfg.trainer.export_hf);
+        let hf = self.cfg.trainer.export_hf.then_some(&self.tokenizer);
         run::save(
             &self.run_dir,
             &state,
@@ -568,7 +529,8 @@ impl Grpo {
             &self.opt,
             self.cfg.trainer.keep_last,
             metrics_row,
-            exporter,
+            hf,
+            self.checkpoint_hook.as_ref(),
         )
     }
 }

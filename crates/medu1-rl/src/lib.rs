@@ -10,6 +10,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod dataset;
+pub mod error;
 pub mod grpo;
 pub mod loss;
 pub mod metrics;
@@ -20,12 +21,13 @@ pub mod sft;
 
 pub use advantage::{AdvantageEstimator, advantages, zero_variance_share};
 pub use config::{TrainConfig, load_toml};
-pub use grpo::{Grpo, Progress, TrainError};
+pub use error::TrainError;
+pub use grpo::{Grpo, Progress};
 pub use loss::{
     ClipRange, Divisor, KlEstimator, LossAgg, LossScope, PolicyLoss, aggregate_over,
     entropy_from_logits, kl_penalty, policy_loss, policy_loss_over,
 };
 pub use optim::{AdamW, AdamWConfig, LrSchedule, clip_grad_norm};
 pub use rollout::{MedU1Rewarder, RewardInput, RewardOutput, Rewarder};
-pub use run::Exporter;
+pub use run::CheckpointHook;
 pub use sft::{Sft, SftConfig, sft_target};

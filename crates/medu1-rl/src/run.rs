@@ -6,24 +6,22 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Var;
 use candle_core::backprop::GradStore;
-use medu1_model::Model;
+use medu1_model::{Model, Tokenizer};
 use serde::Serialize;
 
 use crate::checkpoint::{self, TrainerState};
 use crate::config::OptimConfig;
-use crate::grpo::{Result, TrainError};
+use crate::error::{Result, TrainError};
 use crate::metrics::{MetricsLog, Record};
 use crate::optim::{AdamW, AdamWConfig};
 
-/// Writes a Hugging Face folder for a policy (weights, config, tokenizer files).
-pub struct Exporter(pub Box<ExportFn>);
+/// A test hook called inside every checkpoint write, after the weights and before the Hugging
+/// Face export; the CLI's fault injection (`MEDU1_FAULT_ABORT=checkpoint-export:N`) aborts there.
+pub struct CheckpointHook(pub Box<dyn Fn(&Path) + Send>);
 
-/// The function behind an [`Exporter`].
-pub type ExportFn = dyn Fn(&Model, &Path) -> std::result::Result<(), String> + Send;
-
-impl std::fmt::Debug for Exporter {
+impl std::fmt::Debug for CheckpointHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Exporter")
+        f.write_str("CheckpointHook")
     }
 }
 
@@ -183,7 +181,9 @@ pub fn accumulate(acc: &mut Option<GradStore>, g: GradStore, vars: &[Var]) -> Re
     Ok(())
 }
 
-/// Writes a checkpoint of `policy` and `opt`, with the Hugging Face export when enabled.
+/// Writes a checkpoint of `policy` and `opt`, with a Hugging Face export in `hf/` when
+/// `hf_tokenizer` is given.
+#[allow(clippy::too_many_arguments)]
 pub fn save(
     run_dir: &Path,
     state: &TrainerState,
@@ -191,11 +191,19 @@ pub fn save(
     opt: &AdamW,
     keep_last: usize,
     metrics_row: &Record,
-    exporter: Option<&Exporter>,
+    hf_tokenizer: Option<&Tokenizer>,
+    hook: Option<&CheckpointHook>,
 ) -> Result<PathBuf> {
-    let export = |dir: &Path| -> std::result::Result<(), String> {
-        match exporter {
-            Some(f) => (f.0)(policy, &dir.join("hf")),
+    let export = |dir: &Path| -> medu1_model::Result<()> {
+        if let Some(h) = hook {
+            (h.0)(dir);
+        }
+        match hf_tokenizer {
+            Some(tok) => {
+                let hf = dir.join("hf");
+                tracing::debug!(dir = %hf.display(), "exporting the checkpoint's hf/ folder");
+                medu1_model::save_hf_folder(policy, tok, &hf)
+            }
             None => Ok(()),
         }
     };

@@ -509,6 +509,27 @@ fn resume_restores_the_metrics_row_of_the_checkpoint_step() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The Hugging Face export in each checkpoint once came from a CLI callback, so a library user
+/// with `trainer.export_hf = true` got no `hf/` folder; the trainer now writes it itself.
+#[test]
+fn checkpoints_carry_a_loadable_hf_export_without_a_cli() {
+    let dir = tempdir("hf");
+    let data = write_data(&dir);
+    let mut cfg = toy_config(&dir, &data, 1);
+    cfg.trainer.save_every = 1;
+    cfg.trainer.export_hf = true;
+    let mut t = Grpo::new(cfg.clone(), policy(), tokenizer(), Box::new(CountT5), false).unwrap();
+    t.step(&mut |_| {}).unwrap();
+    let hf = cfg.trainer.out_dir.join("checkpoints/step-000001/hf");
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        assert!(hf.join(f).is_file(), "{f} missing in {}", hf.display());
+    }
+    let (loaded, tok) = medu1_model::load(&hf, LoadOptions::train()).unwrap();
+    assert_eq!(var_values(&loaded), var_values(&t.policy));
+    assert_eq!(tok.vocab_size(), t.tokenizer.vocab_size());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A new run into a folder holding another run once wiped its metrics and kept the old run's
 /// later checkpoints, which a later `--resume` then loaded.
 #[test]

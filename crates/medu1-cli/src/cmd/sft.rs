@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use medu1_model::LoadOptions;
-use medu1_rl::{Exporter, Sft, SftConfig};
+use medu1_rl::{Sft, SftConfig};
 
-use super::trainer::{export_hf, start_mode};
+use super::trainer::start_mode;
 use crate::status::{note, say, steps_bar};
 
 #[derive(Debug, clap::Args)]
@@ -93,12 +93,7 @@ pub fn run(a: SftArgs) -> anyhow::Result<()> {
     let path = super::setup::resolve_model(&cfg.model)?;
     let (policy, tokenizer) = medu1_model::load(&path, LoadOptions::train())
         .with_context(|| format!("loading {}", path.display()))?;
-    let mut sft = Sft::new(cfg, policy, tokenizer.clone(), start)?;
-    let tok = tokenizer.clone();
-    sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
-        tracing::debug!(dir = %dir.display(), "sft: exporting the checkpoint's hf/ folder");
-        export_hf(m, &tok, dir)
-    })));
+    let sft = Sft::new(cfg, policy, tokenizer.clone(), start)?;
     let sft = run_sft(sft)?;
     let last = medu1_rl::checkpoint::latest(&sft.run_dir)?;
     println!(

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use medu1_model::{LoadOptions, Model, Tokenizer};
 use medu1_rl::run::Start;
-use medu1_rl::{Exporter, Grpo, MedU1Rewarder, Progress, TrainConfig};
+use medu1_rl::{CheckpointHook, Grpo, MedU1Rewarder, Progress, TrainConfig};
 
 use super::profile::load_profile;
 use super::sft::run_sft;
-use super::trainer::{export_hf, start_mode};
+use super::trainer::start_mode;
 use crate::status::{note, say, steps_bar};
 
 #[derive(Debug, clap::Args)]
@@ -110,15 +110,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let warn_at = cfg.trainer.zero_variance_warn;
     let policy = warm_up(&cfg, policy, &tokenizer, &rewarder, start == Start::Resume)?;
     let mut t = Grpo::new(cfg, policy, tokenizer.clone(), Box::new(rewarder), start)?;
-    let tok = tokenizer.clone();
-    let export_fault = fault.clone();
-    t.export_hf = Some(Exporter(Box::new(move |m, dir| {
-        if let Some(f) = &export_fault {
-            f.in_export();
-        }
-        tracing::debug!(dir = %dir.display(), "train: exporting the checkpoint's hf/ folder");
-        export_hf(m, &tok, dir)
-    })));
+    if let Some(f) = fault.clone() {
+        t.checkpoint_hook = Some(CheckpointHook(Box::new(move |_| f.in_export())));
+    }
     note!(
         "{} training prompts ({} filtered as too long), {} validation prompts; run folder {}",
         t.train.len(),
@@ -305,12 +299,7 @@ fn warm_up(
         medu1_core::atomic::write_atomic(&path, serde_json::to_string_pretty(&rec)?.as_bytes())?;
     }
     // A fresh run's warm-up folder was checked (or cleared by --overwrite) before we got here.
-    let mut sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), resume)?;
-    let tok = tokenizer.clone();
-    sft.export_hf = Some(Exporter(Box::new(move |m, dir| {
-        tracing::debug!(dir = %dir.display(), "sft: exporting the checkpoint's hf/ folder");
-        export_hf(m, &tok, dir)
-    })));
+    let sft = medu1_rl::Sft::new(w, policy, tokenizer.clone(), resume)?;
     Ok(run_sft(sft)?.into_policy())
 }
 
