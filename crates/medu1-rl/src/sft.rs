@@ -141,18 +141,8 @@ pub fn length_target(s: &Sample) -> Option<LengthTarget> {
                 "Let me weigh each option against the findings in the question. The case: {}",
                 clean(&s.question)
             );
-            for c in options {
-                let verdict = if c.letter == letter {
-                    "fits the findings best"
-                } else {
-                    "fits them less well"
-                };
-                body.push_str(&format!(
-                    " Option {}, {}, {verdict}.",
-                    c.letter,
-                    c.text.trim()
-                ));
-            }
+            body.push(' ');
+            body.push_str(&option_review(options, letter));
             let named = match text_of(letter) {
                 t if t.is_empty() => format!("option {letter}"),
                 t => format!("option {letter}, {t}"),
@@ -214,6 +204,22 @@ pub fn fit_to_budget(
     }
 }
 
+/// "Option A, ..., fits them less well. Option B, ..., fits the findings best. ..."
+fn option_review(options: &[medu1_core::Choice], letter: &str) -> String {
+    let review: Vec<String> = options
+        .iter()
+        .map(|c| {
+            let verdict = if c.letter == letter {
+                "fits the findings best"
+            } else {
+                "fits them less well"
+            };
+            format!("Option {}, {}, {verdict}.", c.letter, c.text.trim())
+        })
+        .collect();
+    review.join(" ")
+}
+
 /// Text without reasoning or question markup, whitespace collapsed.
 fn plain_text(t: &str) -> String {
     let mut t = t.to_string();
@@ -239,19 +245,8 @@ pub fn scaffold_target(s: &Sample) -> Option<LengthTarget> {
         return length_target(s);
     };
     let letter = s.answer.trim();
-    let mut body = String::new();
-    for c in options {
-        let verdict = if c.letter == letter {
-            "fits the findings best"
-        } else {
-            "fits them less well"
-        };
-        body.push_str(&format!(
-            "Option {}, {}, {verdict}. ",
-            c.letter,
-            c.text.trim()
-        ));
-    }
+    let mut body = option_review(options, letter);
+    body.push(' ');
     let case = plain_text(&s.question);
     if !case.is_empty() {
         body.push_str("The case: ");
