@@ -18,6 +18,7 @@ pub mod optim;
 pub mod rollout;
 pub mod run;
 pub mod sft;
+pub mod target;
 
 pub use advantage::{AdvantageEstimator, advantages, zero_variance_share};
 pub use config::{TrainConfig, load_toml};
