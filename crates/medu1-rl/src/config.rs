@@ -606,10 +606,8 @@ pub struct SftConfig {
     pub val_limit: usize,
     pub export_hf: bool,
     /// Budget-aware cold start: each benchmark example draws a budget with `data.budget` and
-    /// `data.budget_range`, its reasoning is cut to that many response tokens (exact mode) or
-    /// to 60–100 % of it (maximum mode), and an exact budget is then set to the target's actual
-    /// length, so every prompt's "Think for N tokens." is true of its target. See
-    /// [`crate::sft::fit_to_budget`].
+    /// `data.budget_range`, and its reasoning is fitted to that many response tokens (exact
+    /// mode) or to 60–100 % of it (maximum mode) as `budget_scaffold` says.
     pub fit_budget: bool,
     /// With `fit_budget`: each benchmark example appears this many times, each with a budget of
     /// its own, so the same question is seen answered at several lengths.
@@ -626,14 +624,17 @@ pub struct SftConfig {
 pub enum BudgetScaffold {
     /// The reasoning is cut to the budget at a word boundary ([`crate::sft::fit_to_budget`]). A small model
     /// taught this way has to learn, from the budget's digits alone, where in running text to
-    /// stop; the 135M demo model did not (issue 17's first run: Spearman 0.05).
+    /// stop; the 135M demo model did not (issue 17's first run: Spearman 0.05). An exact budget
+    /// is then set to the target's true length, so the prompt's sentence is true of it.
     #[default]
     Cut,
-    /// The reasoning opens with a plan, "Plan: K steps.", then comes in K numbered steps of
-    /// about `step_tokens` tokens ("Step 2/4: ..."), then the conclusion
-    /// ([`crate::sft::fit_steps_to_budget`]). The model has one decision to learn from the budget (K, a
-    /// small number), and stopping after "Step K/K" is a match against a number it wrote
-    /// itself, which the plan keeps in view.
+    /// The reasoning opens with the budget and a plan, "Budget 128: 3 steps." ("Max 128: 2
+    /// steps." for a maximum), then comes in steps of about `step_tokens` tokens labelled with
+    /// the steps left ("[3] ...", "[2] ...", "[1] ..."), then the conclusion
+    /// ([`crate::sft::fit_steps_to_budget`]). The model has one decision to learn from the
+    /// budget (K, a small number); copying K into the first label and counting down are easy,
+    /// and the conclusion always follows "[1]". An exact budget keeps the step count nearest
+    /// to it and stays as drawn; a maximum keeps the most steps within 60-100 % of it.
     Steps,
 }
 

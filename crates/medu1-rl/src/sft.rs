@@ -27,7 +27,8 @@ use crate::metrics::{MetricsLog, Record};
 use crate::optim::{AdamW, clip_grad_norm};
 use crate::run::{self, CheckpointHook};
 pub use crate::target::{
-    LengthTarget, fit_steps_to_budget, fit_to_budget, length_target, scaffold_target, sft_target,
+    LengthTarget, StepFit, fit_steps_to_budget, fit_to_budget, length_target, scaffold_target,
+    sft_target,
 };
 
 /// One tokenized example.
@@ -184,42 +185,44 @@ impl BudgetFitter {
             return Ok(None);
         };
         let (scaffold, step_tokens) = (self.scaffold, self.step_tokens);
-        let fit = |want: usize, header: &str| match scaffold {
+        let fit = |want: usize, header: &str, rule: StepFit| match scaffold {
             BudgetScaffold::Cut => fit_to_budget(&t, want, tok, eos),
             BudgetScaffold::Steps => {
-                fit_steps_to_budget(&t, header, want, step_tokens, tok, eos).map(|(t, n, _)| (t, n))
+                fit_steps_to_budget(&t, header, want, rule, step_tokens, tok, eos)
+                    .map(|(t, n, _)| (t, n))
             }
         };
         Ok(Some(match budget {
-            Budget::None => (fit(usize::MAX, "")?.0, Budget::None),
-            Budget::Exact(n) => {
-                // The steps scaffold restates the budget, which becomes the target's length: a
-                // fixed point, reached in a step or two (only the digit count can move it).
-                let mut stated = n as usize;
-                let mut fitted = fit(n as usize, &format!("Budget: {stated} tokens."))?;
-                for _ in 0..4 {
-                    if fitted.1 == stated || scaffold == BudgetScaffold::Cut {
-                        break;
-                    }
-                    stated = fitted.1;
-                    fitted = fit(n as usize, &format!("Budget: {stated} tokens."))?;
+            Budget::None => (fit(usize::MAX, "", StepFit::Under)?.0, Budget::None),
+            Budget::Exact(n) => match scaffold {
+                // A cut target is as long as its budget (a word either way), and the budget is
+                // then set to its true length, so the prompt's sentence is true of it.
+                BudgetScaffold::Cut => {
+                    let (text, len) = fit(n as usize, "", StepFit::Under)?;
+                    (text, Budget::Exact(len as u64))
                 }
-                let (text, len) = fitted;
-                (text, Budget::Exact(len as u64))
-            }
+                // A stepped target is within half a step of its budget, which stays as drawn:
+                // relabelling it to the true length would leave every budget between two step
+                // counts unseen in training (the second run's model then planned one step at
+                // 32 and 64 alike).
+                BudgetScaffold::Steps => {
+                    let header = format!("Budget {n}");
+                    (fit(n as usize, &header, StepFit::Nearest)?.0, budget)
+                }
+            },
             Budget::Maximum(m) => {
                 let share = self.rng.random_range(0.6..=1.0);
                 let want = ((m as f64 * share).round() as usize).max(1);
-                let header = |m: u64| format!("Budget: at most {m} tokens.");
+                let header = |m: u64| format!("Max {m}");
                 let mut stated = m;
-                let (mut text, mut len) = fit(want, &header(stated))?;
+                let (mut text, mut len) = fit(want, &header(stated), StepFit::Under)?;
                 // A target that cannot be cut below the maximum gets a maximum it keeps.
                 for _ in 0..4 {
                     if len as u64 <= stated {
                         break;
                     }
                     stated = len as u64;
-                    (text, len) = fit(want, &header(stated))?;
+                    (text, len) = fit(want, &header(stated), StepFit::Under)?;
                 }
                 (text, Budget::Maximum(stated.max(len as u64)))
             }

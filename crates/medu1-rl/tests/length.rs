@@ -12,8 +12,8 @@ use medu1_rl::grpo::{budget_bucket, budget_bucket_metrics};
 use medu1_rl::loss::{Divisor, keep_rows, policy_loss_over};
 use medu1_rl::rollout::Scored;
 use medu1_rl::sft::{
-    BudgetScaffold, LengthTarget, SftConfig, fit_steps_to_budget, fit_to_budget, length_target,
-    load_examples, scaffold_target,
+    BudgetScaffold, LengthTarget, SftConfig, StepFit, fit_steps_to_budget, fit_to_budget,
+    length_target, load_examples, scaffold_target,
 };
 use medu1_rl::{ClipRange, LossAgg};
 
@@ -25,7 +25,10 @@ fn word_tokenizer(texts: &[&str]) -> Tokenizer {
     vocab.insert("<unk>".into(), 0);
     vocab.insert("<eos>".into(), 1);
     for n in 0..1000 {
-        vocab.insert(n.to_string(), vocab.len() as u32);
+        // Numbers, and as the steps scaffold writes them: "Budget 40:", "[3]".
+        for w in [n.to_string(), format!("{n}:"), format!("[{n}]")] {
+            vocab.insert(w, vocab.len() as u32);
+        }
     }
     for t in texts {
         for w in t.split_whitespace() {
@@ -84,24 +87,30 @@ fn fitted_targets_have_the_length_asked_for() {
 }
 
 #[test]
-fn step_scaffold_plans_and_numbers_its_steps() {
+fn step_scaffold_plans_and_counts_its_steps_down() {
     let t = target();
     let tok = word_tokenizer(&[&t.render(&t.body)]);
     // Fixed: "<think>" "Plan:" "K" "steps." "so" "B." "</think>" "<answer>B</answer>" + EOS = 9;
-    // each step of 8 words adds "Step" "i/K:" and its words = 10.
-    for (want, k) in [
-        (0usize, 0usize),
-        (9, 0),
-        (18, 0),
-        (19, 1),
-        (38, 2),
-        (39, 3),
-        (59, 5),
-        (500, 5),
+    // each step of 8 words adds its label "[r]" and its words = 9.
+    for (want, fit, k) in [
+        (0usize, StepFit::Under, 0usize),
+        (9, StepFit::Under, 0),
+        (17, StepFit::Under, 0),
+        (18, StepFit::Under, 1),
+        (35, StepFit::Under, 2),
+        (36, StepFit::Under, 3),
+        (54, StepFit::Under, 5),
+        (500, StepFit::Under, 5),
+        (0, StepFit::Nearest, 0),
+        (13, StepFit::Nearest, 0),
+        (14, StepFit::Nearest, 1),
+        (30, StepFit::Nearest, 2),
+        (32, StepFit::Nearest, 3),
+        (500, StepFit::Nearest, 5),
     ] {
-        let (text, len, steps) = fit_steps_to_budget(&t, "", want, 8, &tok, 1).unwrap();
-        assert_eq!(steps, k, "want {want}: {text}");
-        assert_eq!(len, 9 + 10 * k, "{text}");
+        let (text, len, steps) = fit_steps_to_budget(&t, "", want, fit, 8, &tok, 1).unwrap();
+        assert_eq!(steps, k, "want {want} ({fit:?}): {text}");
+        assert_eq!(len, 9 + 9 * k, "{text}");
         assert_eq!(tok.encode(&text).unwrap().len() + 1, len);
         let plan = if k == 1 {
             "Plan: 1 step.".to_string()
@@ -113,11 +122,26 @@ fn step_scaffold_plans_and_numbers_its_steps() {
             text.ends_with("so B.\n</think>\n<answer>B</answer>"),
             "{text}"
         );
-        assert_eq!(text.matches("\nStep ").count(), k);
+        // Labels count the steps left, down to [1], after which comes the conclusion.
+        let labels: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('[').and_then(|l| l.split(']').next()))
+            .map(str::to_string)
+            .collect();
+        let down: Vec<String> = (1..=k).rev().map(|r| r.to_string()).collect();
+        assert_eq!(labels, down, "{text}");
     }
-    let (text, _, _) = fit_steps_to_budget(&t, "", 39, 8, &tok, 1).unwrap();
+    let (text, _, _) = fit_steps_to_budget(&t, "", 36, StepFit::Under, 8, &tok, 1).unwrap();
     assert!(
-        text.contains("\nStep 2/3: w9 w10 w11 w12 w13 w14 w15 w16\nStep 3/3: w17"),
+        text.contains("\n[2] w9 w10 w11 w12 w13 w14 w15 w16\n[1] w17"),
+        "{text}"
+    );
+    assert!(text.contains("w24\nso B."), "{text}");
+    // A header replaces "Plan".
+    let (text, _, _) =
+        fit_steps_to_budget(&t, "Budget 36", 36, StepFit::Nearest, 8, &tok, 1).unwrap();
+    assert!(
+        text.starts_with("<think>\nBudget 36: 3 steps.\n[3] w1"),
         "{text}"
     );
 }
@@ -137,7 +161,7 @@ fn step_scaffold_reviews_options_before_the_case() {
     );
     assert!(!t.body.contains("<Context>") && !t.body.contains("<Question>"));
     assert!(t.body.ends_with("Which one?"), "{}", t.body);
-    assert_eq!(t.tail, "The best supported choice is option B.");
+    assert_eq!(t.tail, "So B.");
     assert_eq!(t.answer, "<answer>B</answer>");
 }
 
@@ -196,7 +220,7 @@ fn budget_fitted_warmup_prompts_state_their_targets_length() {
     let tok = word_tokenizer(&[
         &full.render(&full.body),
         "Think for maximum tokens. Answer the following multiple choice question.",
-        "Budget: at most tokens. Plan: step. steps. The best supported choice is option B.",
+        "Budget: at most tokens. Plan: step. steps. The best supported choice is option B. Budget Max So B.",
     ]);
     let mut cfg = SftConfig {
         fit_budget: true,
@@ -291,30 +315,40 @@ fn budget_fitted_warmup_prompts_state_their_targets_length() {
         let words: Vec<&str> = prompt.split_whitespace().collect();
         let at = words.iter().position(|w| *w == "Think").unwrap();
         let response = tok.decode(&e.response, false).unwrap();
-        let head: Vec<&str> = response.split_whitespace().take(8).collect();
+        let head: Vec<&str> = response.split_whitespace().take(4).collect();
         let len = e.response.len();
-        // The think block restates the prompt's budget, then plans.
+        let k: usize = head[3].parse().unwrap();
+        plans.insert(k);
+        // The think block opens with the prompt's budget, then plans.
         if words[at + 2] == "maximum" {
             let m = words[at + 3];
             assert_eq!(
-                head[..6],
-                ["<think>", "Budget:", "at", "most", m, "tokens."],
+                head[..3],
+                ["<think>", "Max", &format!("{m}:")],
                 "{response}"
             );
-            assert!(len <= m.parse::<usize>().unwrap());
-            assert_eq!(head[6], "Plan:");
-            plans.insert(head[7].to_string());
+            assert!(len <= m.parse::<usize>().unwrap(), "{response}");
         } else {
             let n = words[at + 2];
             assert_eq!(
-                head[..4],
-                ["<think>", "Budget:", n, "tokens."],
+                head[..3],
+                ["<think>", "Budget", &format!("{n}:")],
                 "{response}"
             );
-            assert_eq!(len, n.parse::<usize>().unwrap());
-            assert_eq!(head[4], "Plan:");
-            plans.insert(head[5].to_string());
+            // Within half a step (9 tokens here) of the budget, which stays as drawn, unless
+            // even no step at all is longer.
+            let n: usize = n.parse().unwrap();
+            assert!(
+                len.abs_diff(n) <= 5 || (k == 0 && len > n),
+                "{n}: {response}"
+            );
         }
+        let labels: Vec<&str> = response
+            .split_whitespace()
+            .filter(|w| w.starts_with('['))
+            .collect();
+        let down: Vec<String> = (1..=k).rev().map(|r| format!("[{r}]")).collect();
+        assert_eq!(labels, down, "{response}");
     }
     assert!(plans.len() >= 3, "budgets give different plans: {plans:?}");
     // A budget mode that draws nothing cannot fit anything.
