@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::Tensor;
 use candle_core::backprop::GradStore;
 use medu1_core::{Budget, Sample};
 use medu1_data::BudgetSampler;
@@ -27,8 +28,8 @@ use crate::metrics::{MetricsLog, Record};
 use crate::optim::{AdamW, clip_grad_norm};
 use crate::run::{self, CheckpointHook};
 pub use crate::target::{
-    LengthTarget, StepFit, fit_steps_to_budget, fit_to_budget, length_target, scaffold_target,
-    sft_target,
+    LengthTarget, StepFit, fit_steps_to_budget, fit_to_budget, length_target, plan_span,
+    scaffold_target, sft_target,
 };
 
 /// One tokenized example.
@@ -37,6 +38,9 @@ pub struct Example {
     pub prompt: Vec<u32>,
     /// Target tokens, ending with the end-of-sequence token.
     pub response: Vec<u32>,
+    /// Response tokens whose loss counts `plan_weight` times (the step count of a `steps`
+    /// scaffold's plan); empty for none.
+    pub emphasis: std::ops::Range<usize>,
 }
 
 /// Loads examples: Med-U1-style sources through the prompt builder, or `{"prompt", "response"}`
@@ -133,13 +137,58 @@ pub fn load_examples(
                 dropped += 1;
                 continue;
             }
+            let emphasis = match cfg.budget_scaffold {
+                BudgetScaffold::Steps if cfg.fit_budget => plan_tokens(&response, &r, tok)
+                    .map_err(|e| DataError::Tokenize {
+                        path: f.path.clone(),
+                        index,
+                        message: e.to_string(),
+                    })?,
+                _ => 0..0,
+            };
             out.push(Example {
                 prompt: p,
                 response: r,
+                emphasis,
             });
         }
     }
     Ok((out, dropped))
+}
+
+/// `mask` (`[b, R]`) with each example's emphasised tokens weighted `plan_weight`.
+fn weighted_mask(examples: &[&Example], mask: &Tensor, plan_weight: f64) -> Result<Tensor> {
+    if plan_weight == 1.0 || examples.iter().all(|e| e.emphasis.is_empty()) {
+        return Ok(mask.clone());
+    }
+    let (b, r) = mask.dims2()?;
+    let mut w = mask.flatten_all()?.to_vec1::<f32>()?;
+    for (i, e) in examples.iter().enumerate() {
+        for j in e.emphasis.clone().filter(|&j| j < r) {
+            w[i * r + j] *= plan_weight as f32;
+        }
+    }
+    Ok(Tensor::from_vec(w, (b, r), mask.device())?)
+}
+
+/// The response tokens that spell the plan's step count ("3" in "Budget 128: 3 steps."), or an
+/// empty range when the text has no plan or its tokens do not split at the number's edges.
+fn plan_tokens(
+    text: &str,
+    ids: &[u32],
+    tok: &Tokenizer,
+) -> medu1_model::Result<std::ops::Range<usize>> {
+    let Some(span) = plan_span(text) else {
+        return Ok(0..0);
+    };
+    let before = tok.encode(&text[..span.start])?;
+    let through = tok.encode(&text[..span.end])?;
+    let splits = ids.starts_with(&through) && through.starts_with(&before);
+    Ok(if splits && through.len() > before.len() {
+        before.len()..through.len()
+    } else {
+        0..0
+    })
 }
 
 /// Draws each example's budget and fits its target to it (`fit_budget`).
@@ -345,7 +394,13 @@ impl Sft {
         &self.train[order[(k % n) as usize]]
     }
 
-    /// Mean token cross-entropy of `examples` (no update).
+    /// An example's total loss weight: its tokens, the emphasised ones `plan_weight` times.
+    fn weight_of(&self, e: &Example) -> f64 {
+        e.response.len() as f64 + (self.cfg.plan_weight - 1.0) * e.emphasis.len() as f64
+    }
+
+    /// Mean token cross-entropy of `examples`; with `grads`, also accumulates the gradient of
+    /// the weighted loss.
     fn loss_of(
         &self,
         examples: &[&Example],
@@ -362,9 +417,11 @@ impl Sft {
         let packed = pack(&seqs.iter().collect::<Vec<_>>())?;
         let (lp, _) = response_logprobs(&self.policy, &packed, 1.0, false)?;
         let (s, n) = masked_sum(&lp.detach(), &packed.mask)?;
-        if let Some((total_tokens, acc)) = grads {
-            // Σ(-log p) / (tokens of the whole step): micro-batches add up to the step's token mean.
-            let loss = ((lp * &packed.mask)?.sum_all()?.neg()? / total_tokens)?;
+        if let Some((total_weight, acc)) = grads {
+            let weights = weighted_mask(examples, &packed.mask, self.cfg.plan_weight)?;
+            // Σ w·(-log p) / (weight of the whole step): micro-batches add up to the step's
+            // weighted token mean (the plain token mean when no token is emphasised).
+            let loss = ((lp * &weights)?.sum_all()?.neg()? / total_weight)?;
             let vars = self.opt.vars().to_vec();
             run::accumulate(acc, loss.backward()?, &vars)?;
         }
@@ -381,12 +438,12 @@ impl Sft {
         self.consumed += bs as u64;
         // Length buckets: similar lengths share a micro-batch, so little compute goes to padding.
         batch.sort_by_key(|e| e.prompt.len() + e.response.len());
-        let total_tokens: usize = batch.iter().map(|e| e.response.len()).sum();
+        let total_weight: f64 = batch.iter().map(|e| self.weight_of(e)).sum();
         let mut grads = None;
         let (mut nll, mut tok) = (0.0, 0.0);
         for chunk in batch.chunks(self.cfg.optim.micro_batch_size.max(1)) {
             let refs: Vec<&Example> = chunk.iter().collect();
-            let (s, n) = self.loss_of(&refs, Some((total_tokens as f64, &mut grads)))?;
+            let (s, n) = self.loss_of(&refs, Some((total_weight, &mut grads)))?;
             nll += s;
             tok += n;
         }
@@ -469,5 +526,28 @@ impl Sft {
     /// Hands the trained policy on (to GRPO).
     pub fn into_policy(self) -> Model {
         self.policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emphasised_tokens_weigh_plan_weight_times_and_padding_nothing() {
+        let ex = |n: usize, emphasis| Example {
+            prompt: vec![1],
+            response: vec![2; n],
+            emphasis,
+        };
+        let (a, b) = (ex(3, 1..2), ex(2, 0..0));
+        let mask = Tensor::new(&[[1f32, 1., 1.], [1., 1., 0.]], &candle_core::Device::Cpu).unwrap();
+        let w = weighted_mask(&[&a, &b], &mask, 10.0).unwrap();
+        assert_eq!(w.to_vec2::<f32>().unwrap(), [[1., 10., 1.], [1., 1., 0.]]);
+        let same = weighted_mask(&[&a, &b], &mask, 1.0).unwrap();
+        assert_eq!(
+            same.to_vec2::<f32>().unwrap(),
+            mask.to_vec2::<f32>().unwrap()
+        );
     }
 }

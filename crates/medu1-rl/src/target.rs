@@ -317,3 +317,17 @@ pub fn fit_steps_to_budget(
     }
     Ok(best)
 }
+
+/// The byte range of the step count in a `steps` scaffold's plan line ("3" in "<think>\nBudget
+/// 128: 3 steps." or "<think>\nPlan: 1 step."), or `None` when the response has no plan.
+pub fn plan_span(response: &str) -> Option<std::ops::Range<usize>> {
+    let start = response
+        .strip_prefix("<think>\n")
+        .map(|_| "<think>\n".len())?;
+    let line = response[start..].lines().next()?;
+    let colon = line.find(": ")? + 2;
+    let digits = line[colon..].bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &line[colon + digits..];
+    (digits > 0 && (rest.starts_with(" step.") || rest.starts_with(" steps.")))
+        .then(|| start + colon..start + colon + digits)
+}

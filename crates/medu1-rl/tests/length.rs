@@ -349,6 +349,10 @@ fn budget_fitted_warmup_prompts_state_their_targets_length() {
             .collect();
         let down: Vec<String> = (1..=k).rev().map(|r| format!("[{r}]")).collect();
         assert_eq!(labels, down, "{response}");
+        // The plan's step count is the emphasised token (plan_weight).
+        assert_eq!(e.emphasis.len(), 1, "{response}");
+        let count = tok.decode(&e.response[e.emphasis.clone()], false).unwrap();
+        assert_eq!(count, k.to_string(), "{response}");
     }
     assert!(plans.len() >= 3, "budgets give different plans: {plans:?}");
     // A budget mode that draws nothing cannot fit anything.
@@ -461,4 +465,21 @@ fn budget_buckets_report_length_adherence_and_reward() {
     assert_eq!(get("train/budget/max/64-127/response_len"), 60.0);
     assert!(!rec.contains_key("train/budget/max/64-127/rel_error"));
     assert_eq!(rec.len(), 4 + 4 + 3);
+}
+
+#[test]
+fn the_plans_step_count_is_found_in_the_response() {
+    use medu1_rl::sft::plan_span;
+    for (text, want) in [
+        ("<think>\nBudget 128: 3 steps.\n[3] a", Some("3")),
+        ("<think>\nMax 64: 1 step.\n[1] a", Some("1")),
+        ("<think>\nPlan: 12 steps.\n[12] a", Some("12")),
+        ("<think>\nBudget 128: three steps.\n", None),
+        ("<think>\nThe case: 3 steps.\nno", Some("3")),
+        ("Budget 128: 3 steps.", None),
+        ("<think>\nBudget 128: 3 stops.", None),
+    ] {
+        let got = plan_span(text).map(|r| &text[r]);
+        assert_eq!(got, want, "{text}");
+    }
 }
