@@ -56,6 +56,7 @@ pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
         LoadOptions {
             mode: Mode::Infer,
             quant,
+            lora: None,
         },
     )?)
 }
@@ -75,6 +76,7 @@ pub fn frozen_copy(policy: &Model) -> Result<Model> {
         LoadOptions {
             mode: Mode::Infer,
             quant: InferQuant::F32,
+            lora: None,
         },
     )?)
 }
