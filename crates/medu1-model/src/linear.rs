@@ -124,37 +124,38 @@ impl Linear {
         }
     }
 
+    /// The weight as a dense tensor, where it is held as one.
+    fn dense(&self) -> Option<&Tensor> {
+        match &self.weight {
+            Weight::Dense(w) | Weight::Quant(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => Some(w),
+            Weight::Packed(_) | Weight::Quant(QMatMul::QTensor(_)) => None,
+        }
+    }
+
     /// `(out, in)`.
     pub(crate) fn dims(&self) -> Result<(usize, usize)> {
-        Ok(match (&self.weight, self.qbase()) {
-            (_, Some(q)) => q.dims(),
-            (Weight::Quant(QMatMul::Tensor(w) | QMatMul::TensorF16(w)), None)
-            | (Weight::Dense(w), None) => w.dims2()?,
-            (Weight::Packed(_) | Weight::Quant(QMatMul::QTensor(_)), None) => {
-                unreachable!("quantized weights have a qbase")
-            }
-        })
+        match (self.qbase(), self.dense()) {
+            (Some(q), _) => Ok(q.dims()),
+            (None, Some(w)) => Ok(w.dims2()?),
+            (None, None) => unreachable!("a weight is quantized or dense"),
+        }
     }
 
     /// The weight as a dense f32 `[out, in]` tensor outside the autograd graph (merging).
     pub(crate) fn dense_weight(&self) -> Result<Tensor> {
-        Ok(match (&self.weight, self.qbase()) {
-            (_, Some(q)) => q.dequantize()?,
-            (Weight::Quant(QMatMul::Tensor(w) | QMatMul::TensorF16(w)), None)
-            | (Weight::Dense(w), None) => w.detach().to_dtype(DType::F32)?,
-            (Weight::Packed(_) | Weight::Quant(QMatMul::QTensor(_)), None) => {
-                unreachable!("quantized weights have a qbase")
-            }
-        })
+        match (self.qbase(), self.dense()) {
+            (Some(q), _) => Ok(q.dequantize()?),
+            (None, Some(w)) => Ok(w.detach().to_dtype(DType::F32)?),
+            (None, None) => unreachable!("a weight is quantized or dense"),
+        }
     }
 
     /// Bytes of the weight: `(quantized, dense)`.
     pub(crate) fn weight_bytes(&self) -> (usize, usize) {
-        match (&self.weight, self.qbase()) {
-            (_, Some(q)) => (q.bytes(), 0),
-            (Weight::Quant(QMatMul::Tensor(w) | QMatMul::TensorF16(w)), None)
-            | (Weight::Dense(w), None) => (0, w.elem_count() * w.dtype().size_in_bytes()),
-            _ => (0, 0),
+        match (self.qbase(), self.dense()) {
+            (Some(q), _) => (q.bytes(), 0),
+            (None, Some(w)) => (0, w.elem_count() * w.dtype().size_in_bytes()),
+            (None, None) => (0, 0),
         }
     }
 
