@@ -8,19 +8,20 @@
 # flash-attn, deepspeed); what their import chains need is listed.
 # torch from PyPI is the CUDA wheel (a few GB with its nvidia libraries): the cold install is the
 # slow part (see the README for measured times). The tests read MEDU1_FRAMEWORKS_PYTHON; this
-# script prints that line at the end.
+# script prints that line at the end. PEFT rides along (no dependency beyond what is here) for
+# medu1-model's tests/peft.rs (MEDU1_PEFT_PYTHON), so CI installs torch once.
 #
 # Usage: scripts/integrations_venv.sh [VENV_DIR]   (default /tmp/medu1-frameworks-venv)
 set -euo pipefail
 VENV="${1:-/tmp/medu1-frameworks-venv}"
 PY="${PYTHON:-python3}"
-check='import torch, transformers, trl, verl, openrlhf.utils.agent, verl.utils.dataset.rl_dataset, verl.workers.reward_manager, verl.experimental.reward_loop.reward_manager'
+check='import torch, transformers, peft, trl, verl, openrlhf.utils.agent, verl.utils.dataset.rl_dataset, verl.workers.reward_manager, verl.experimental.reward_loop.reward_manager'
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "$check" 2>/dev/null; then
     echo "frameworks already installed in $VENV" >&2
 else
     "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
-    "$VENV/bin/pip" install --quiet torch==2.15.0 transformers==5.10.4 trl==1.16.0 \
+    "$VENV/bin/pip" install --quiet torch==2.15.0 transformers==5.10.4 trl==1.16.0 peft==0.21.2 \
         datasets accelerate tensordict==0.10.0 ray==2.55.0 omegaconf codetiming pandas pyarrow \
         pillow aiohttp hydra-core pylatexenc orjson gguf
     "$VENV/bin/pip" install --quiet --no-deps verl==0.9.1 openrlhf==0.11.2

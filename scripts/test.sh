@@ -7,7 +7,8 @@
 #    for medu1-eval's real-server test (MEDU1_LLAMA_PYTHON); MEDU1_SKIP_LLAMA=1 skips it,
 #  - a venv with torch, verl 0.9.1, OpenRLHF 0.11.2 and TRL 1.16 (scripts/integrations_venv.sh;
 #    8m42s cold on the shared 2-core test machine, mostly torch's CUDA wheels), in which medu1-cli's `frameworks` test drives
-#    the frameworks' own reward code (MEDU1_FRAMEWORKS_PYTHON); MEDU1_SKIP_FRAMEWORKS=1 skips it
+#    the frameworks' own reward code (MEDU1_FRAMEWORKS_PYTHON) and medu1-model's `peft` test
+#    loads medu1's LoRA adapters in PEFT (MEDU1_PEFT_PYTHON); MEDU1_SKIP_FRAMEWORKS=1 skips both
 #    (outside CI; with CI=true the test fails without the venv).
 # Tests that need ../shared skip with a message when it is absent. A skipped test prints a
 # `SKIPPED <test> [<fixture>]: <why>` line; MEDU1_REQUIRE_FIXTURES (set below to what this script
@@ -39,7 +40,8 @@ if [ "${MEDU1_SKIP_FRAMEWORKS:-0}" != 1 ]; then
   frameworks_venv="${MEDU1_FRAMEWORKS_VENV:-${TMPDIR:-/tmp}/medu1-frameworks-venv}"
   bash scripts/integrations_venv.sh "$frameworks_venv"
   export MEDU1_FRAMEWORKS_PYTHON="$frameworks_venv/bin/python"
-  fixtures="$fixtures,frameworks"
+  export MEDU1_PEFT_PYTHON="$frameworks_venv/bin/python"
+  fixtures="$fixtures,frameworks,peft"
 fi
 
 [ -d "${MEDU1_DATA_DIR:-../shared/data}" ] && fixtures="$fixtures,shared-data"

@@ -5,7 +5,8 @@
 //!
 //! The GRPO trainer uses [`Model`] in [`Mode::Train`] ([`Model::token_logprobs`],
 //! [`Model::trainable_vars`], [`Model::save_hf`]); the evaluation runner and the CLI use
-//! [`generate`] on a model in [`Mode::Infer`].
+//! [`generate`] on a model in [`Mode::Infer`]. [`Mode::Lora`] trains PEFT-compatible adapters
+//! over the frozen quantized base ([`lora`]).
 
 mod attention;
 pub mod config;
@@ -17,9 +18,12 @@ pub mod generate;
 mod kv_cache;
 mod linear;
 pub mod logprobs;
+pub mod lora;
+pub mod lora_config;
 pub mod model;
 mod norm;
 mod options;
+mod qlinear;
 mod qmatmul;
 mod rope;
 pub mod sampling;
@@ -34,6 +38,8 @@ pub use error::{ModelError, Result};
 pub use export::save_hf_folder;
 pub use generate::{Generation, GenerationStats, generate};
 pub use logprobs::gather_log_softmax;
+pub use lora::MemoryUse;
+pub use lora_config::{LoraConfig, Projection, Targets};
 pub use model::{InferQuant, KvCache, LoadOptions, Mode, Model};
 pub use sampling::SamplingParams;
 pub use tokenizer::Tokenizer;

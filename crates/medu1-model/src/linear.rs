@@ -1,6 +1,7 @@
 //! A projection `y = x W^T + b` and the dispatch over how its weight is stored: the packed int8
 //! kernels of [`crate::qmatmul`] (x86-64), candle's `QMatMul`, or a dense (possibly trainable)
-//! tensor; and how a checkpoint's weights become one, per [`InferQuant`].
+//! tensor; its optional LoRA adapter; and how a checkpoint's weights become one, per
+//! [`InferQuant`].
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::options::{InferQuant, LoadOptions};
+use crate::qlinear::{QBase, qlinear};
 use crate::qmatmul::PackedMatrix;
 
 /// A weight as the checkpoint holds it, before the mode decides its final form.
@@ -52,39 +54,125 @@ pub(crate) enum Weight {
     Dense(Tensor),
 }
 
-/// `y = x W^T + b`, with `W` stored `[out, in]` as in both checkpoint formats.
+/// `y = x W^T + b`, with `W` stored `[out, in]` as in both checkpoint formats, plus a LoRA
+/// adapter's `scale * B A x` when it has one.
 #[derive(Debug, Clone)]
 pub struct Linear {
     pub(crate) weight: Weight,
     pub(crate) bias: Option<Tensor>,
+    pub(crate) lora: Option<Adapter>,
+}
+
+/// A LoRA adapter of one projection: `A [rank, in]`, `B [out, rank]` (the `Var`s' tensors while
+/// training, detached views of them in an inference view).
+#[derive(Debug, Clone)]
+pub(crate) struct Adapter {
+    pub(crate) a: Tensor,
+    pub(crate) b: Tensor,
+    pub(crate) scale: f64,
+    pub(crate) dropout: f32,
+    /// Seed of this adapter's dropout masks; `None` disables dropout (evaluation, rollouts, the
+    /// reference pass), so a forward pass is deterministic unless a trainer asks otherwise.
+    pub(crate) dropout_seed: Option<u64>,
+}
+
+impl Adapter {
+    /// `scale * dropout(x) A^T B^T` for `x [.., in]`: two thin matmuls through the rank.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let k = *dims.last().unwrap_or(&0);
+        let rows = x.elem_count() / k.max(1);
+        let mut x = x.reshape((rows, k))?;
+        if let (Some(seed), true) = (self.dropout_seed, self.dropout > 0.0) {
+            x = x.broadcast_mul(&dropout_mask(seed, rows, k, self.dropout)?)?;
+        }
+        let y = (x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale)?;
+        let mut out = dims;
+        *out.last_mut().expect("non-empty dims") = self.b.dim(0)?;
+        Ok(y.reshape(out)?)
+    }
+}
+
+/// Inverted dropout: each value kept with probability `1 - p` and scaled by `1 / (1 - p)`,
+/// drawn from `seed` (candle's own dropout draws from an unseeded generator, which would break
+/// exact resume).
+fn dropout_mask(seed: u64, rows: usize, k: usize, p: f32) -> Result<Tensor> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let keep = 1.0 / (1.0 - p);
+    let m: Vec<f32> = (0..rows * k)
+        .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
+        .collect();
+    Ok(Tensor::from_vec(m, (rows, k), &Device::Cpu)?)
 }
 
 impl Linear {
     pub(crate) fn new(weight: Weight, bias: Option<Tensor>) -> Linear {
-        Linear { weight, bias }
+        Linear {
+            weight,
+            bias,
+            lora: None,
+        }
+    }
+
+    /// The quantized form of the weight, if it has one.
+    pub(crate) fn qbase(&self) -> Option<QBase> {
+        match &self.weight {
+            Weight::Packed(p) => Some(QBase::Packed(p.clone())),
+            Weight::Quant(QMatMul::QTensor(q)) => Some(QBase::Quant(q.clone())),
+            _ => None,
+        }
+    }
+
+    /// The weight as a dense tensor, where it is held as one.
+    fn dense(&self) -> Option<&Tensor> {
+        match &self.weight {
+            Weight::Dense(w) | Weight::Quant(QMatMul::Tensor(w) | QMatMul::TensorF16(w)) => Some(w),
+            Weight::Packed(_) | Weight::Quant(QMatMul::QTensor(_)) => None,
+        }
+    }
+
+    /// `(out, in)`.
+    pub(crate) fn dims(&self) -> Result<(usize, usize)> {
+        match (self.qbase(), self.dense()) {
+            (Some(q), _) => Ok(q.dims()),
+            (None, Some(w)) => Ok(w.dims2()?),
+            (None, None) => unreachable!("a weight is quantized or dense"),
+        }
+    }
+
+    /// The weight as a dense f32 `[out, in]` tensor outside the autograd graph (merging).
+    pub(crate) fn dense_weight(&self) -> Result<Tensor> {
+        match (self.qbase(), self.dense()) {
+            (Some(q), _) => Ok(q.dequantize()?),
+            (None, Some(w)) => Ok(w.detach().to_dtype(DType::F32)?),
+            (None, None) => unreachable!("a weight is quantized or dense"),
+        }
+    }
+
+    /// Bytes of the weight: `(quantized, dense)`.
+    pub(crate) fn weight_bytes(&self) -> (usize, usize) {
+        match (self.qbase(), self.dense()) {
+            (Some(q), _) => (q.bytes(), 0),
+            (None, Some(w)) => (0, w.elem_count() * w.dtype().size_in_bytes()),
+            (None, None) => (0, 0),
+        }
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match &self.weight {
-            Weight::Packed(p) => {
-                let x = x.to_dtype(DType::F32)?.contiguous()?;
-                let mut dims = x.dims().to_vec();
-                let y = {
-                    let (storage, layout) = x.storage_and_layout();
-                    let candle_core::Storage::Cpu(cpu) = &*storage else {
-                        return Err(ModelError::Unsupported(
-                            "packed quantized weights run on the CPU only".into(),
-                        ));
-                    };
-                    p.matmul(crate::cpu_op::f32_slice(cpu, layout, "packed matmul")?)
-                };
-                *dims.last_mut().expect("non-empty dims") = p.rows();
-                Tensor::from_vec(y, dims, &Device::Cpu)?
+        let y = match (&self.weight, self.qbase()) {
+            // One op with a backward pass for the input, whose forward is the inference kernel;
+            // LoRA training differentiates through it.
+            (_, Some(q)) if x.device().is_cpu() => qlinear(x, &q)?,
+            (Weight::Packed(_), _) => {
+                return Err(ModelError::Unsupported(
+                    "packed quantized weights run on the CPU only".into(),
+                ));
             }
             // QMatMul reads its input as one slice: a narrowed/transposed view must be copied
             // (candle's quantized_llama fails at batch > 1 for lack of this).
-            Weight::Quant(q) => q.forward(&x.contiguous()?)?,
-            Weight::Dense(w) => {
+            (Weight::Quant(q), _) => q.forward(&x.contiguous()?)?,
+            (Weight::Dense(w), _) => {
                 let dims = x.dims().to_vec();
                 let k = *dims.last().unwrap_or(&0);
                 let rows: usize = dims[..dims.len() - 1].iter().product();
@@ -94,8 +182,14 @@ impl Linear {
                 y.reshape(out)?
             }
         };
-        Ok(match &self.bias {
+        let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        // PEFT's order: the base layer's output (bias included), then the adapter's term. With
+        // `B = 0` that term is exactly zero and the output keeps the base's bits.
+        Ok(match &self.lora {
+            Some(ad) => (y + ad.forward(x)?)?,
             None => y,
         })
     }

@@ -10,7 +10,10 @@
 //!   `norm`, `rope`, `attention`, `swiglu`; the composite forms remain for other devices);
 //! - [`Mode::Infer`]: quantized matmuls (the packed int8 kernels of `qmatmul` on x86-64,
 //!   candle's `QMatMul` elsewhere), fused q/k/v and gate/up projections, the same
-//!   single-pass CPU ops, and a preallocated KV cache for generation.
+//!   single-pass CPU ops, and a preallocated KV cache for generation;
+//! - [`Mode::Lora`]: the inference weights, frozen, with q/k/v and gate/up kept apart, a LoRA
+//!   adapter on each target projection, and the differentiable ops of `Train` (`lora.rs`,
+//!   `qlinear.rs`).
 //!
 //! Batches may be left- or right-padded: an attention mask of 1 (token) / 0 (pad) per position
 //! gives each row its own rope positions (pads do not shift them) and hides pad keys.
@@ -29,6 +32,7 @@ use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
 pub use crate::kv_cache::KvCache;
 pub use crate::linear::Linear;
+use crate::lora_config::LoraConfig;
 pub use crate::options::{InferQuant, LoadOptions, Mode};
 use crate::qmatmul::PackedMatrix;
 use crate::rope::{rope_composite, rope_i_composite};
@@ -95,6 +99,8 @@ pub struct Model {
     pub(crate) cos: Tensor,
     pub(crate) sin: Tensor,
     pub(crate) vars: Vec<(String, Var)>,
+    /// The adapters' settings ([`Mode::Lora`], and inference views of such a model).
+    pub(crate) lora: Option<LoraConfig>,
 }
 
 const NEG_INF: f32 = -1e30;
@@ -134,7 +140,9 @@ impl Model {
     }
 
     /// The trainable parameters with their Hugging Face names (empty in inference mode). With
-    /// tied embeddings `model.embed_tokens.weight` also serves as the output projection.
+    /// tied embeddings `model.embed_tokens.weight` also serves as the output projection. In
+    /// LoRA mode only the adapters, under PEFT's names
+    /// (`base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight`).
     pub fn trainable_vars(&self) -> &[(String, Var)] {
         &self.vars
     }
@@ -422,7 +430,7 @@ impl Model {
     }
 
     fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        let train = self.mode == Mode::Train;
+        let train = self.mode != Mode::Infer;
         if let Some(y) = crate::rope::rope_cpu(self.config.rope_layout, x, cos, sin)? {
             return Ok(y);
         }
@@ -499,7 +507,7 @@ impl Model {
             rep,
             mask: step.mask.clone(),
         };
-        let y = attention.forward(&q, &k, &v, self.mode == Mode::Train)?;
+        let y = attention.forward(&q, &k, &v, self.mode != Mode::Infer)?;
         let y = y
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?

@@ -1,7 +1,9 @@
 //! How a model is loaded: its execution path ([`Mode`]), the inference weight format
-//! ([`InferQuant`]) and both together ([`LoadOptions`]).
+//! ([`InferQuant`]), the adapters of LoRA training ([`LoraConfig`]) and all together
+//! ([`LoadOptions`]).
 
 use crate::error::{ModelError, Result};
+use crate::lora_config::LoraConfig;
 
 /// Which of the two execution paths a model is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +12,10 @@ pub enum Mode {
     Train,
     /// Quantized or f32 constants, fused kernels, KV cache: for generation.
     Infer,
+    /// LoRA training: the base frozen in the inference weight format (separate q/k/v and
+    /// gate/up projections, each with its adapter), differentiable ops as in `Train`; the only
+    /// `Var`s are the adapters.
+    Lora,
 }
 
 /// The matmul weight format of the inference path.
@@ -53,7 +59,10 @@ impl std::str::FromStr for InferQuant {
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
     pub mode: Mode,
+    /// The weight format of the inference path and of a LoRA base.
     pub quant: InferQuant,
+    /// The adapters of [`Mode::Lora`] (required there, refused in the other modes).
+    pub lora: Option<LoraConfig>,
 }
 
 impl LoadOptions {
@@ -62,6 +71,7 @@ impl LoadOptions {
         LoadOptions {
             mode: Mode::Train,
             quant: InferQuant::F32,
+            lora: None,
         }
     }
     /// Generation with the fastest measured weight format ([`InferQuant::Auto`]).
@@ -69,6 +79,44 @@ impl LoadOptions {
         LoadOptions {
             mode: Mode::Infer,
             quant: InferQuant::Auto,
+            lora: None,
+        }
+    }
+
+    /// LoRA training over the base in the inference format ([`InferQuant::Auto`]: GGUF Q4_1 /
+    /// Q8_0 blocks as stored where the packed kernels run, everything else requantized once to
+    /// Q8_0).
+    pub fn lora(cfg: LoraConfig) -> Self {
+        LoadOptions {
+            mode: Mode::Lora,
+            quant: InferQuant::Auto,
+            lora: Some(cfg),
+        }
+    }
+
+    /// Plain inference in `quant`'s weight format.
+    pub fn infer_with(quant: InferQuant) -> Self {
+        LoadOptions {
+            mode: Mode::Infer,
+            quant,
+            lora: None,
+        }
+    }
+
+    /// The adapter settings, checked against the mode.
+    pub(crate) fn lora_config(&self) -> Result<Option<LoraConfig>> {
+        match (self.mode, self.lora) {
+            (Mode::Lora, Some(c)) => {
+                c.validate()?;
+                Ok(Some(c))
+            }
+            (Mode::Lora, None) => Err(ModelError::Config(
+                "LoRA mode needs a LoraConfig (LoadOptions::lora)".into(),
+            )),
+            (_, Some(_)) => Err(ModelError::Config(
+                "a LoraConfig is only used in LoRA mode (LoadOptions::lora)".into(),
+            )),
+            (_, None) => Ok(None),
         }
     }
 }

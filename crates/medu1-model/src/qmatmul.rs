@@ -214,6 +214,11 @@ impl PackedMatrix {
         self.k
     }
 
+    /// Bytes of codes and scales held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.lines.len() * std::mem::size_of::<Line>() + 2 * (self.d.len() + self.m.len())
+    }
+
     /// Row `r` dequantized into `out` (`k` values), with the formulas candle dequantizes with,
     /// so the values are the same bits; a tied LM head serves as the embedding table this way.
     pub(crate) fn row_into(&self, r: usize, out: &mut [f32]) {

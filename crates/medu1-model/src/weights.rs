@@ -14,7 +14,7 @@ use crate::error::{ModelError, Result};
 use crate::linear::{Linear, Raw, Weight, fuse_weights, keeps_stored_blocks};
 use crate::model::{DecoderLayer, Embedding, GateUp, Mlp, Model, Qkv, SelfAttn};
 use crate::options::{LoadOptions, Mode};
-use crate::rope::rope_tables;
+use crate::rope::{rope_tables, unpermute_rows};
 
 impl Model {
     /// Loads a GGUF file (llama or qwen2 architecture).
@@ -85,6 +85,7 @@ impl Model {
             raw.remove(name)
                 .ok_or_else(|| ModelError::MissingWeight(name.to_string()))
         };
+        let lora = opts.lora_config()?;
         let train = opts.mode == Mode::Train;
         // A dense tensor: in train mode a registered Var (its tensor shares the Var's id, so
         // gradients computed through it are found by the Var).
@@ -135,6 +136,19 @@ impl Model {
                             None => None,
                         };
                         out.push(Linear::new(weight, bias));
+                    }
+                    return Ok(out);
+                }
+                if lora.is_some() {
+                    // Adapters are per matrix (PEFT's modules), so q/k/v and gate/up stay apart;
+                    // each keeps the inference format of a single part.
+                    let mut out = Vec::new();
+                    for (j, (_, w)) in ws.iter().enumerate() {
+                        let bias = match bs.get(j) {
+                            Some((_, b)) => Some(b.to_f32()?),
+                            None => None,
+                        };
+                        out.push(fuse_weights(std::slice::from_ref(w), opts, bias)?);
                     }
                     return Ok(out);
                 }
@@ -208,7 +222,7 @@ impl Model {
             (None, _) => Embedding::Dense(embed_raw.to_f32()?),
         };
         let (cos, sin) = rope_tables(cfg)?;
-        Ok(Model {
+        let mut model = Model {
             config,
             mode: opts.mode,
             embed_tokens,
@@ -218,7 +232,12 @@ impl Model {
             cos,
             sin,
             vars,
-        })
+            lora,
+        };
+        if let Some(cfg) = lora {
+            model.init_adapters(&cfg)?;
+        }
+        Ok(model)
     }
 
     /// Writes the trainable weights as `model.safetensors` with Hugging Face names, plus
@@ -257,18 +276,6 @@ impl Model {
         std::fs::write(&cj, json).map_err(|e| ModelError::io(&cj, e))?;
         Ok(())
     }
-}
-
-/// Inverse of llama.cpp's `permute` of q/k rows: `[heads, d/2, 2, ...]` → `[heads, 2, d/2, ...]`.
-fn unpermute_rows(t: &Tensor, heads: usize) -> Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let rows = dims[0];
-    let hd = rows / heads;
-    let rest: usize = dims[1..].iter().product();
-    Ok(t.reshape((heads, hd / 2, 2, rest))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)?)
 }
 
 /// Maps llama.cpp tensor names to Hugging Face names.
@@ -395,10 +402,7 @@ mod tests {
         ] {
             raw.insert(n, Raw::Dense(Tensor::ones(d, DType::F32, &dev).unwrap()));
         }
-        let opts = LoadOptions {
-            mode: Mode::Infer,
-            quant,
-        };
+        let opts = LoadOptions::infer_with(quant);
         (Model::build(config, raw, opts).unwrap(), dequantized)
     }
 

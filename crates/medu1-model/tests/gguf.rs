@@ -81,6 +81,7 @@ fn dequantized_and_quantized_paths_agree() {
             LoadOptions {
                 mode: Mode::Infer,
                 quant,
+                lora: None,
             },
         )
         .unwrap();

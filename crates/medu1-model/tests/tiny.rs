@@ -163,6 +163,7 @@ fn infer_f32() -> LoadOptions {
     LoadOptions {
         mode: Mode::Infer,
         quant: InferQuant::F32,
+        lora: None,
     }
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use medu1_model::{LoadOptions, LoraConfig};
+
 use crate::advantage::AdvantageEstimator;
 use crate::loss::{KlEstimator, LossAgg, LossScope};
 use crate::optim::LrSchedule;
@@ -293,6 +295,10 @@ pub struct TrainConfig {
     /// A supervised warm-up run on the policy before GRPO (cold start); its run folder defaults
     /// to `trainer.out_dir/warmup`.
     pub warmup: Option<SftConfig>,
+    /// `[lora]`: train LoRA adapters over the frozen quantized base instead of every weight
+    /// (the rollout model is then the policy's inference view, `model.rollout_quant` aside, the
+    /// KL reference the base itself, and checkpoints hold the PEFT adapter in `adapter/`).
+    pub lora: Option<LoraConfig>,
 }
 
 /// Reads a TOML file into `T` after applying `section.field=value` overrides (values are TOML:
@@ -359,8 +365,28 @@ fn apply_override(doc: &mut toml::Table, o: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// How the policy is loaded: LoRA when a `[lora]` table is given, else every weight trains.
+fn load_options(lora: &Option<LoraConfig>) -> LoadOptions {
+    lora.map_or_else(LoadOptions::train, LoadOptions::lora)
+}
+
+fn validate_lora(lora: &Option<LoraConfig>, prefix: &str) -> Result<(), ConfigError> {
+    match lora {
+        Some(l) => l
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("{prefix}{e}"))),
+        None => Ok(()),
+    }
+}
+
 impl TrainConfig {
+    /// The policy's load options (`[lora]` or full fine-tuning).
+    pub fn load_options(&self) -> LoadOptions {
+        load_options(&self.lora)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_lora(&self.lora, "")?;
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         if self.data.train.is_empty() {
             return bad("data.train lists no files");
@@ -621,6 +647,9 @@ pub struct SftConfig {
     /// at weight 1 the 135M model learned the plan for some budgets and not others (the third
     /// run planned 6 steps at 128 and 1 at 32). 1 is the plain token mean.
     pub plan_weight: f64,
+    /// `[lora]` for `medu1 sft` (inside `medu1 train` the policy's own setting applies). The
+    /// warm-up applies no adapter dropout.
+    pub lora: Option<LoraConfig>,
 }
 
 /// How a budget-fitted warm-up target spends its budget.
@@ -675,14 +704,21 @@ impl Default for SftConfig {
             budget_scaffold: BudgetScaffold::Cut,
             step_tokens: 24,
             plan_weight: 1.0,
+            lora: None,
         }
     }
 }
 
 impl SftConfig {
+    /// The policy's load options (`[lora]` or full fine-tuning).
+    pub fn load_options(&self) -> LoadOptions {
+        load_options(&self.lora)
+    }
+
     /// Checks the settings up front; `prefix` names the table they came from in errors
     /// (`warmup.` inside a `medu1 train` configuration, which checks them before either runs).
     pub fn validate(&self, prefix: &str) -> std::result::Result<(), ConfigError> {
+        validate_lora(&self.lora, prefix)?;
         for (name, v) in [
             ("steps", self.steps),
             ("batch_size", self.batch_size),

@@ -1,22 +1,24 @@
 //! The GRPO loop (spec §4.1): rollouts, rewards, group advantages, reference and old log-probs,
 //! clipped policy updates with KL and entropy terms, metrics, validation and checkpoints.
 //!
-//! [`Grpo`] owns the policy (train mode, f32 `Var`s), a frozen reference copy, a rollout copy in
-//! the fast inference format (rebuilt from the policy after each update), the optimiser and the
-//! schedule; [`Grpo::step`] runs one step and returns its metrics.
+//! [`Grpo`] owns the policy (train mode, f32 `Var`s; or LoRA adapters over a frozen quantized
+//! base), a frozen reference, a rollout model in the fast inference format (rebuilt from the
+//! policy after each update; see `copies`), the optimiser and the schedule; [`Grpo::step`] runs
+//! one step and returns its metrics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
-use medu1_model::{InferQuant, LoadOptions, Mode, Model, SamplingParams, Tokenizer};
+use medu1_model::{InferQuant, Model, SamplingParams, Tokenizer};
 
 use crate::advantage::{advantages, zero_variance_share};
 use crate::batch::{Packed, Sequence, masked_sum, pack, response_logprobs};
 use crate::checkpoint::TrainerState;
 use crate::config::TrainConfig;
+use crate::copies::dropout_seed;
 use crate::dataset::{PromptPool, PromptRenderer, load_sources};
 pub use crate::error::{Result, TrainError};
 use crate::loss::{
@@ -36,48 +38,7 @@ pub enum Progress {
     Phase(&'static str),
 }
 
-pub fn rollout_quant(name: &str) -> Result<InferQuant> {
-    name.parse()
-        .map_err(|_| TrainError::Quant(name.to_string()))
-}
-
-/// An inference-mode view of `policy`'s current weights. It may share storage with the policy
-/// (candle's `detach` does), so it is only valid until the next optimizer step: the rollout copy
-/// is rebuilt after every update.
-pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
-    let tensors: HashMap<String, Tensor> = policy
-        .trainable_vars()
-        .iter()
-        .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
-        .collect();
-    Ok(Model::from_tensors(
-        policy.config().clone(),
-        tensors,
-        LoadOptions {
-            mode: Mode::Infer,
-            quant,
-        },
-    )?)
-}
-
-/// An f32 inference-mode copy of `policy`'s current weights that owns its storage, so neither the
-/// optimizer's in-place updates nor a checkpoint restored into the policy reach it: the frozen
-/// reference of the KL term.
-pub fn frozen_copy(policy: &Model) -> Result<Model> {
-    let tensors = policy
-        .trainable_vars()
-        .iter()
-        .map(|(n, v)| Ok((n.clone(), v.as_tensor().detach().copy()?)))
-        .collect::<candle_core::Result<HashMap<String, Tensor>>>()?;
-    Ok(Model::from_tensors(
-        policy.config().clone(),
-        tensors,
-        LoadOptions {
-            mode: Mode::Infer,
-            quant: InferQuant::F32,
-        },
-    )?)
-}
+pub use crate::copies::{frozen_copy, rollout_quant, snapshot};
 
 /// Per-sample outcome of a validation pass.
 #[derive(Debug, Clone, Default)]
@@ -388,7 +349,8 @@ impl Grpo {
         let mut grad_norms = Vec::new();
         let mut lrs = Vec::new();
         let mut skipped = 0usize;
-        for _epoch in 0..o.ppo_epochs {
+        let dropout = self.policy.lora_config().is_some_and(|l| l.dropout > 0.0);
+        for epoch in 0..o.ppo_epochs {
             for mini in (0..chunks.len())
                 .collect::<Vec<_>>()
                 .chunks(per_mini.max(1))
@@ -406,8 +368,19 @@ impl Grpo {
                         LossScope::MiniBatch => whole,
                         LossScope::MicroBatch => counts[ci].times(accum),
                     };
-                    let (lp, ent) =
-                        response_logprobs(&self.policy, p, temp, alg.entropy_coef != 0.0)?;
+                    // LoRA dropout masks drawn from the run's seed, the step, the epoch and the
+                    // micro-batch, so a resumed run draws the same ones.
+                    let dropped;
+                    let policy = if dropout {
+                        let key = [self.step + 1, epoch as u64, ci as u64];
+                        dropped = self
+                            .policy
+                            .with_dropout_seed(Some(dropout_seed(self.cfg.trainer.seed, key)));
+                        &dropped
+                    } else {
+                        &self.policy
+                    };
+                    let (lp, ent) = response_logprobs(policy, p, temp, alg.entropy_coef != 0.0)?;
                     let old = match &old_lp[ci] {
                         Some(t) => t.clone(),
                         None => lp.detach(),
@@ -525,7 +498,7 @@ impl Grpo {
         run::save(
             &self.run_dir,
             &state,
-            &self.policy,
+            (&self.policy, &self.cfg.model.path),
             &self.opt,
             self.cfg.trainer.keep_last,
             metrics_row,

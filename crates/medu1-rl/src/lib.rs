@@ -9,6 +9,7 @@ pub mod advantage;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+mod copies;
 pub mod dataset;
 pub mod error;
 pub mod grpo;

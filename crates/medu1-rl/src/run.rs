@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Var;
 use candle_core::backprop::GradStore;
-use medu1_model::{Model, Tokenizer};
+use medu1_model::{Mode, Model, Tokenizer};
 use serde::Serialize;
 
 use crate::checkpoint::{self, TrainerState};
@@ -182,12 +182,13 @@ pub fn accumulate(acc: &mut Option<GradStore>, g: GradStore, vars: &[Var]) -> Re
 }
 
 /// Writes a checkpoint of `policy` and `opt`, with a Hugging Face export in `hf/` when
-/// `hf_tokenizer` is given.
+/// `hf_tokenizer` is given; for a LoRA policy the PEFT adapter in `adapter/` instead (its
+/// `base_model_name_or_path` is `base_model`).
 #[allow(clippy::too_many_arguments)]
 pub fn save(
     run_dir: &Path,
     state: &TrainerState,
-    policy: &Model,
+    (policy, base_model): (&Model, &str),
     opt: &AdamW,
     keep_last: usize,
     metrics_row: &Record,
@@ -197,6 +198,13 @@ pub fn save(
     let export = |dir: &Path| -> medu1_model::Result<()> {
         if let Some(h) = hook {
             (h.0)(dir);
+        }
+        // A LoRA policy's weights are its adapters: the checkpoint carries them in PEFT's layout
+        // (megabytes), not a merged Hugging Face copy (four bytes a weight each time).
+        if policy.mode() == Mode::Lora {
+            let dir = dir.join("adapter");
+            tracing::debug!(dir = %dir.display(), "writing the checkpoint's PEFT adapter");
+            return policy.save_adapter(&dir, base_model);
         }
         match hf_tokenizer {
             Some(tok) => {

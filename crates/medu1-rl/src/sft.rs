@@ -514,7 +514,7 @@ impl Sft {
         run::save(
             &self.run_dir,
             &state,
-            &self.policy,
+            (&self.policy, &self.cfg.model),
             &self.opt,
             self.cfg.keep_last,
             metrics_row,

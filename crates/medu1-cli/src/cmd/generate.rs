@@ -188,6 +188,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         LoadOptions {
             mode: Mode::Infer,
             quant,
+            lora: None,
         },
     )
     .with_context(|| format!("loading {}", path.display()))?;

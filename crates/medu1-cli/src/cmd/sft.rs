@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use medu1_model::LoadOptions;
 use medu1_rl::{Sft, SftConfig};
 
 use super::trainer::start_mode;
@@ -91,7 +90,7 @@ pub fn run(a: SftArgs) -> anyhow::Result<()> {
     let start = start_mode(a.resume, a.overwrite);
     medu1_rl::run::prepare_run_dir(&cfg.out_dir, start)?;
     let path = super::setup::resolve_model(&cfg.model)?;
-    let (policy, tokenizer) = medu1_model::load(&path, LoadOptions::train())
+    let (policy, tokenizer) = medu1_model::load(&path, cfg.load_options())
         .with_context(|| format!("loading {}", path.display()))?;
     let sft = Sft::new(cfg, policy, tokenizer.clone(), start)?;
     let sft = run_sft(sft)?;

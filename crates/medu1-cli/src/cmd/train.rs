@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use medu1_model::{LoadOptions, Model, Tokenizer};
+use medu1_model::{Model, Tokenizer};
 use medu1_rl::run::Start;
 use medu1_rl::{CheckpointHook, Grpo, MedU1Rewarder, Progress, TrainConfig};
 
@@ -99,7 +99,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let fault = FaultPoint::from_env();
     let model_path = super::setup::resolve_model(&cfg.model.path)?;
     note!("loading {} for training", model_path.display());
-    let (policy, tokenizer) = medu1_model::load(&model_path, LoadOptions::train())
+    let (policy, tokenizer) = medu1_model::load(&model_path, cfg.load_options())
         .with_context(|| format!("loading {}", model_path.display()))?;
     let profile = load_profile(&cfg.reward.profile)?.with_overrides(&cfg.reward.settings);
     let rewarder = MedU1Rewarder {

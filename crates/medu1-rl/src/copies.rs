@@ -1,0 +1,73 @@
+//! The models a GRPO step derives from its policy: the rollout model (an inference-format
+//! snapshot, or a LoRA policy's inference view) and the frozen reference of the KL term (an owned
+//! f32 copy, or a LoRA policy's base without adapters), and the seeds of LoRA dropout masks.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use medu1_model::{InferQuant, LoadOptions, Mode, Model};
+
+use crate::error::{Result, TrainError};
+
+pub fn rollout_quant(name: &str) -> Result<InferQuant> {
+    name.parse()
+        .map_err(|_| TrainError::Quant(name.to_string()))
+}
+
+/// An inference-mode view of `policy`'s current weights. It may share storage with the policy
+/// (candle's `detach` does), so it is only valid until the next optimizer step: the rollout copy
+/// is rebuilt after every update. A LoRA policy gives its inference view: the base as it is
+/// (`quant` does not apply) and the adapters' current values.
+pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
+    if policy.mode() == Mode::Lora {
+        return Ok(policy.inference_view()?);
+    }
+    let tensors: HashMap<String, Tensor> = policy
+        .trainable_vars()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+        .collect();
+    Ok(Model::from_tensors(
+        policy.config().clone(),
+        tensors,
+        LoadOptions {
+            mode: Mode::Infer,
+            quant,
+            lora: None,
+        },
+    )?)
+}
+
+/// An f32 inference-mode copy of `policy`'s current weights that owns its storage, so neither the
+/// optimizer's in-place updates nor a checkpoint restored into the policy reach it: the frozen
+/// reference of the KL term. A LoRA policy's reference is its base without adapters: frozen
+/// already, shared rather than copied, and computed with the policy's kernels.
+pub fn frozen_copy(policy: &Model) -> Result<Model> {
+    if policy.mode() == Mode::Lora {
+        return Ok(policy.without_adapters());
+    }
+    let tensors = policy
+        .trainable_vars()
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), v.as_tensor().detach().copy()?)))
+        .collect::<candle_core::Result<HashMap<String, Tensor>>>()?;
+    Ok(Model::from_tensors(
+        policy.config().clone(),
+        tensors,
+        LoadOptions {
+            mode: Mode::Infer,
+            quant: InferQuant::F32,
+            lora: None,
+        },
+    )?)
+}
+
+/// A dropout seed from the run's seed and `key` (a splitmix64 chain).
+pub(crate) fn dropout_seed(seed: u64, key: [u64; 3]) -> u64 {
+    key.iter().fold(seed, |h, &k| {
+        let mut z = (h ^ k).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}
