@@ -16,6 +16,7 @@ mod export;
 pub mod generate;
 mod kv_cache;
 mod linear;
+mod llama_cpp;
 pub mod logprobs;
 pub mod model;
 mod norm;
