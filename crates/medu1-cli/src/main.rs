@@ -52,6 +52,9 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Sample completions from a model (the embedded SmolLM2 GGUF by default).
     Generate(cmd::generate::GenerateArgs),
+    /// Write a model as GGUF (llama.cpp) or a Hugging Face folder; or a random model in a
+    /// released shape, for benchmarks.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,5 +77,6 @@ fn main() -> anyhow::Result<()> {
         Command::Calc(c) => cmd::calc::run(c),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Generate(a) => cmd::generate::run(a),
+        Command::Export(a) => cmd::export::run(a),
     }
 }

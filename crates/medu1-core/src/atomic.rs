@@ -7,7 +7,7 @@
 //! target left behind (see [`remove_stale_temps`]).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A buffered writer to a temporary sibling of `target`; [`AtomicFile::commit`] renames it into
@@ -65,6 +65,13 @@ impl Write for AtomicFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.writer.as_mut().expect("writer present").flush()
+    }
+}
+
+/// Writers that go back to patch a header (GGUF's) seek within the temporary file.
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.writer.as_mut().expect("writer present").seek(pos)
     }
 }
 

@@ -110,6 +110,8 @@ fn budget_chart<'a, 'b>(
         })
         .y_desc(y.desc)
         .x_label_formatter(&|x| format!("{:.0}", axis.budget(*x)))
+        // Tokens and percentages: whole numbers read better than "250.0".
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;

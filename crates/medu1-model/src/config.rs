@@ -23,6 +23,15 @@ impl Arch {
             Arch::Qwen2 => "qwen2",
         }
     }
+
+    /// The q/k row layout of this architecture's GGUF files: llama.cpp's converter permutes
+    /// `llama` rows (`LLAMA_ROPE_TYPE_NORM`); `qwen2` keeps Hugging Face's order (NEOX).
+    pub fn gguf_rope_layout(self) -> RopeLayout {
+        match self {
+            Arch::Llama => RopeLayout::Interleaved,
+            Arch::Qwen2 => RopeLayout::HalfSplit,
+        }
+    }
 }
 
 /// How rotary embeddings pair the dimensions of a head.
@@ -81,6 +90,57 @@ impl ModelConfig {
             return bad("vocab_size, hidden_size and num_hidden_layers must be positive".into());
         }
         Ok(())
+    }
+
+    /// Every weight of the decoder with its Hugging Face name and shape, in checkpoint order
+    /// (embedding, layers, final norm, untied head).
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, i) = (self.hidden_size, self.intermediate_size);
+        let (q, kv) = (
+            self.num_attention_heads * self.head_dim,
+            self.num_key_value_heads * self.head_dim,
+        );
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            vec![self.vocab_size, d],
+        )];
+        for l in 0..self.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let mut layer = vec![
+                ("input_layernorm.weight", vec![d]),
+                ("self_attn.q_proj.weight", vec![q, d]),
+                ("self_attn.k_proj.weight", vec![kv, d]),
+                ("self_attn.v_proj.weight", vec![kv, d]),
+            ];
+            if self.attention_bias {
+                layer.extend([
+                    ("self_attn.q_proj.bias", vec![q]),
+                    ("self_attn.k_proj.bias", vec![kv]),
+                    ("self_attn.v_proj.bias", vec![kv]),
+                ]);
+            }
+            layer.extend([
+                ("self_attn.o_proj.weight", vec![d, q]),
+                ("post_attention_layernorm.weight", vec![d]),
+                ("mlp.gate_proj.weight", vec![i, d]),
+                ("mlp.up_proj.weight", vec![i, d]),
+                ("mlp.down_proj.weight", vec![d, i]),
+            ]);
+            out.extend(layer.into_iter().map(|(n, s)| (format!("{p}.{n}"), s)));
+        }
+        out.push(("model.norm.weight".into(), vec![d]));
+        if !self.tie_word_embeddings {
+            out.push(("lm_head.weight".into(), vec![self.vocab_size, d]));
+        }
+        out
+    }
+
+    /// The number of parameters (a tied head counted once), from the shapes alone.
+    pub fn parameter_count(&self) -> usize {
+        self.tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 
     /// Reads a Hugging Face `config.json` (llama or qwen2 `model_type`).
@@ -248,11 +308,7 @@ impl ModelConfig {
             max_position_embeddings: u("context_length").unwrap_or(4096),
             tie_word_embeddings: !ct.tensor_infos.contains_key("output.weight"),
             attention_bias: ct.tensor_infos.contains_key("blk.0.attn_q.bias"),
-            // llama.cpp permutes llama q/k rows (LLAMA_ROPE_TYPE_NORM); qwen2 keeps NEOX order.
-            rope_layout: match arch {
-                Arch::Llama => RopeLayout::Interleaved,
-                Arch::Qwen2 => RopeLayout::HalfSplit,
-            },
+            rope_layout: arch.gguf_rope_layout(),
             bos_token_id: id("tokenizer.ggml.bos_token_id"),
             eos_token_id: id("tokenizer.ggml.eos_token_id"),
         };

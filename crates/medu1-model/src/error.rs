@@ -18,6 +18,11 @@ pub enum ModelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot write gguf file {path}")]
+    WriteGguf {
+        path: PathBuf,
+        source: Box<candle_core::Error>,
+    },
     #[error("invalid json in {path}")]
     Json {
         path: PathBuf,

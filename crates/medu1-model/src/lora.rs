@@ -23,11 +23,11 @@ use serde::Deserialize;
 use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
 use crate::linear::{Adapter, Linear};
+use crate::llama_cpp::{permute_rows, unpermute_rows};
 use crate::lora_config::{LoraConfig, Projection, Targets};
 use crate::model::{DecoderLayer, Embedding, GateUp, Model, Qkv};
 use crate::options::{LoadOptions, Mode};
 use crate::qlinear::QBase;
-use crate::rope::{permute_rows, unpermute_rows};
 
 /// The file names PEFT reads and writes.
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";

@@ -174,30 +174,6 @@ pub(crate) fn rope_tables(cfg: &ModelConfig) -> crate::error::Result<(Tensor, Te
     ))
 }
 
-/// Inverse of llama.cpp's `permute` of q/k rows: `[heads, d/2, 2, ...]` → `[heads, 2, d/2, ...]`
-/// (interleaved-rope row order to Hugging Face's half-split order).
-pub(crate) fn unpermute_rows(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let hd = dims[0] / heads;
-    let rest: usize = dims[1..].iter().product();
-    t.reshape((heads, hd / 2, 2, rest))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)
-}
-
-/// llama.cpp's `permute` of q/k rows (half-split order to interleaved), the inverse of
-/// [`unpermute_rows`].
-pub(crate) fn permute_rows(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
-    let dims = t.dims().to_vec();
-    let hd = dims[0] / heads;
-    let rest: usize = dims[1..].iter().product();
-    t.reshape((heads, 2, hd / 2, rest))?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape(dims)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

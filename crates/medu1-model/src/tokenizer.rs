@@ -54,7 +54,7 @@ fn split_then_bytes(regex: &str) -> Result<PreTokenizerWrapper> {
 }
 
 /// The pre-tokenizer transformers uses for a llama.cpp `tokenizer.ggml.pre` name.
-fn pre_tokenizer_for(pre: &str) -> Result<PreTokenizerWrapper> {
+pub(crate) fn pre_tokenizer_for(pre: &str) -> Result<PreTokenizerWrapper> {
     Ok(match pre {
         // SmolLM / StarCoder family: digits split one by one, then GPT-2 byte level without a
         // prefix space.
@@ -65,7 +65,24 @@ fn pre_tokenizer_for(pre: &str) -> Result<PreTokenizerWrapper> {
         .into(),
         "qwen2" => split_then_bytes(REGEX_QWEN2)?,
         "llama3" | "llama-bpe" | "smaug-bpe" => split_then_bytes(REGEX_LLAMA3)?,
+        // GPT-2's own (and llama.cpp's fallback for unknown names).
         _ => ByteLevel::new(false, true, true).into(),
+    })
+}
+
+/// The llama.cpp `tokenizer.ggml.pre` names [`pre_tokenizer_for`] builds, most specific first.
+const PRE_NAMES: [&str; 4] = ["smollm", "qwen2", "llama-bpe", "gpt2"];
+
+/// The llama.cpp `tokenizer.ggml.pre` name whose pre-tokenizer (as [`pre_tokenizer_for`] builds
+/// it, which is also how transformers' `tokenizer.json` files of those families spell it) equals
+/// `tok`'s; `None` when no known name matches.
+pub(crate) fn gguf_pre_name(tok: &tokenizers::Tokenizer) -> Option<&'static str> {
+    let have = serde_json::to_value(tok.get_pre_tokenizer()?).ok()?;
+    PRE_NAMES.into_iter().find(|name| {
+        pre_tokenizer_for(name)
+            .ok()
+            .and_then(|p| serde_json::to_value(p).ok())
+            .is_some_and(|want| want == have)
     })
 }
 

@@ -12,9 +12,10 @@ use candle_core::{DType, Device, Tensor, Var};
 use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
 use crate::linear::{Linear, Raw, Weight, fuse_weights, keeps_stored_blocks};
+use crate::llama_cpp::{gguf_to_hf_name, relayout_rows};
 use crate::model::{DecoderLayer, Embedding, GateUp, Mlp, Model, Qkv, SelfAttn};
 use crate::options::{LoadOptions, Mode};
-use crate::rope::{rope_tables, unpermute_rows};
+use crate::rope::rope_tables;
 
 impl Model {
     /// Loads a GGUF file (llama or qwen2 architecture).
@@ -253,14 +254,8 @@ impl Model {
         let cfg = &self.config;
         let mut out: HashMap<String, Tensor> = HashMap::new();
         for (name, var) in &self.vars {
-            let mut t = var.as_tensor().detach();
-            if cfg.rope_layout == RopeLayout::Interleaved {
-                if name.contains("self_attn.q_proj.") {
-                    t = unpermute_rows(&t, cfg.num_attention_heads)?;
-                } else if name.contains("self_attn.k_proj.") {
-                    t = unpermute_rows(&t, cfg.num_key_value_heads)?;
-                }
-            }
+            let t = var.as_tensor().detach();
+            let t = relayout_rows(cfg, name, &t, cfg.rope_layout, RopeLayout::HalfSplit)?;
             out.insert(name.clone(), t.contiguous()?);
         }
         let st = dir.join("model.safetensors");
@@ -276,35 +271,6 @@ impl Model {
         std::fs::write(&cj, json).map_err(|e| ModelError::io(&cj, e))?;
         Ok(())
     }
-}
-
-/// Maps llama.cpp tensor names to Hugging Face names.
-fn gguf_to_hf_name(name: &str) -> Option<String> {
-    let direct = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(d) = direct {
-        return Some(d.to_string());
-    }
-    let rest = name.strip_prefix("blk.")?;
-    let (idx, tail) = rest.split_once('.')?;
-    let (part, kind) = tail.rsplit_once('.')?;
-    let hf = match part {
-        "attn_norm" => "input_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{idx}.{hf}.{kind}"))
 }
 
 /// The safetensors files of a Hugging Face folder, via the index when sharded.

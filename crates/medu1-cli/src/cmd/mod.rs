@@ -2,6 +2,7 @@ pub mod bench;
 pub mod calc;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod plot;
 pub mod profile;
