@@ -2,153 +2,23 @@
 //! differences, learning on a toy task, and bit-identical resume.
 
 #![allow(clippy::print_stdout)] // the test reports what it measured
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use medu1_model::{Arch, LoadOptions, Model, ModelConfig, RopeLayout, Tokenizer};
+use medu1_model::{LoadOptions, Model};
 use medu1_rl::batch::{Sequence, pack, response_logprobs};
 use medu1_rl::config::DataFile;
 use medu1_rl::{
     ClipRange, Grpo, KlEstimator, LossAgg, RewardInput, RewardOutput, Rewarder, TrainConfig,
     kl_penalty, policy_loss,
 };
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
-const VOCAB: usize = 16;
-
-fn config() -> ModelConfig {
-    ModelConfig {
-        arch: Arch::Llama,
-        vocab_size: VOCAB,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        head_dim: 8,
-        rope_theta: 10_000.0,
-        rms_norm_eps: 1e-5,
-        max_position_embeddings: 2048,
-        tie_word_embeddings: false,
-        attention_bias: false,
-        rope_layout: RopeLayout::HalfSplit,
-        bos_token_id: None,
-        eos_token_id: None,
-    }
-}
-
-fn weights(cfg: &ModelConfig, seed: u64) -> HashMap<String, Tensor> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (d, i, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
-    let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
-    let mut w = HashMap::new();
-    let mut put = |name: String, shape: &[usize], scale: f32, offset: f32| {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|_| offset + scale * (rng.random::<f32>() * 2.0 - 1.0))
-            .collect();
-        w.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
-    };
-    put("model.embed_tokens.weight".into(), &[VOCAB, d], 1.0, 0.0);
-    for l in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        put(format!("{p}.input_layernorm.weight"), &[d], 0.1, 1.0);
-        put(
-            format!("{p}.post_attention_layernorm.weight"),
-            &[d],
-            0.1,
-            1.0,
-        );
-        put(
-            format!("{p}.self_attn.q_proj.weight"),
-            &[nh * hd, d],
-            0.3,
-            0.0,
-        );
-        put(
-            format!("{p}.self_attn.k_proj.weight"),
-            &[nkv * hd, d],
-            0.3,
-            0.0,
-        );
-        put(
-            format!("{p}.self_attn.v_proj.weight"),
-            &[nkv * hd, d],
-            0.3,
-            0.0,
-        );
-        put(
-            format!("{p}.self_attn.o_proj.weight"),
-            &[d, nh * hd],
-            0.3,
-            0.0,
-        );
-        put(format!("{p}.mlp.gate_proj.weight"), &[i, d], 0.3, 0.0);
-        put(format!("{p}.mlp.up_proj.weight"), &[i, d], 0.3, 0.0);
-        put(format!("{p}.mlp.down_proj.weight"), &[d, i], 0.3, 0.0);
-    }
-    put("model.norm.weight".into(), &[d], 0.1, 1.0);
-    // A small head keeps the initial distribution close to uniform, so the toy task starts low.
-    put("lm_head.weight".into(), &[VOCAB, d], 0.05, 0.0);
-    w
-}
-
-fn tokenizer() -> Tokenizer {
-    use tokenizers::models::wordlevel::WordLevel;
-    let vocab: HashMap<String, u32> = (0..VOCAB as u32).map(|i| (format!("t{i}"), i)).collect();
-    let model = WordLevel::builder()
-        .vocab(vocab.into_iter().collect())
-        .unk_token("t0".into())
-        .build()
-        .unwrap();
-    let mut tok = tokenizers::Tokenizer::new(model);
-    tok.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
-    Tokenizer::from_inner(tok)
-}
+mod common;
+use common::{CountT5, config, tempdir, tokenizer, weights, write_data};
 
 fn policy() -> Model {
     Model::from_tensors(config(), weights(&config(), 7), LoadOptions::train()).unwrap()
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("medu1-grpo-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A few short multiple-choice items in Med-U1's processed JSON format.
-fn write_data(dir: &Path) -> PathBuf {
-    let items: Vec<serde_json::Value> = (0..6)
-        .map(|i| {
-            serde_json::json!({
-                "Source": "MedIQ", "id": format!("{i}"),
-                "problem": format!("q{i}"), "problem_type": "multiple choice",
-                "options": "{'A': 'x', 'B': 'y'}", "answer": "A", "solution": "x"
-            })
-        })
-        .collect();
-    let p = dir.join("toy.json");
-    std::fs::write(&p, serde_json::to_string(&items).unwrap()).unwrap();
-    p
-}
-
-/// Reward: the share of response tokens that are `t5`.
-#[derive(Debug)]
-struct CountT5;
-impl Rewarder for CountT5 {
-    fn reward(&self, x: &RewardInput<'_>) -> RewardOutput {
-        let words: Vec<&str> = x.response.split_whitespace().collect();
-        let hits = words.iter().filter(|w| **w == "t5").count();
-        RewardOutput {
-            reward: hits as f64 / words.len().max(1) as f64,
-            correct: hits > 0,
-            format_ok: true,
-            error: false,
-        }
-    }
 }
 
 fn toy_config(dir: &Path, data: &Path, steps: usize) -> TrainConfig {

@@ -2,81 +2,14 @@
 //! adapters and nothing else, the reference stays the base, checkpoints carry a PEFT adapter,
 //! and a resumed run ends with the same adapters bit for bit.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use candle_core::{Device, Tensor};
-use medu1_model::{Arch, LoadOptions, LoraConfig, Mode, Model, ModelConfig, RopeLayout, Tokenizer};
+use medu1_model::{LoadOptions, LoraConfig, Mode, Model};
 use medu1_rl::config::DataFile;
-use medu1_rl::{Grpo, RewardInput, RewardOutput, Rewarder, TrainConfig};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use medu1_rl::{Grpo, TrainConfig};
 
-const VOCAB: usize = 16;
-
-/// Input widths of 32 and 64, so every matrix (the LM head too) is requantized to Q8_0.
-fn config() -> ModelConfig {
-    ModelConfig {
-        arch: Arch::Llama,
-        vocab_size: VOCAB,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: 2,
-        head_dim: 8,
-        rope_theta: 10_000.0,
-        rms_norm_eps: 1e-5,
-        max_position_embeddings: 2048,
-        tie_word_embeddings: false,
-        attention_bias: false,
-        rope_layout: RopeLayout::HalfSplit,
-        bos_token_id: None,
-        eos_token_id: None,
-    }
-}
-
-fn weights(cfg: &ModelConfig) -> HashMap<String, Tensor> {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let (d, i) = (cfg.hidden_size, cfg.intermediate_size);
-    let kv = cfg.num_key_value_heads * cfg.head_dim;
-    let mut shapes = vec![
-        (
-            "model.embed_tokens.weight".to_string(),
-            vec![VOCAB, d],
-            1.0,
-            0.0,
-        ),
-        ("model.norm.weight".to_string(), vec![d], 0.1, 1.0),
-        ("lm_head.weight".to_string(), vec![VOCAB, d], 0.05, 0.0),
-    ];
-    for l in 0..cfg.num_hidden_layers {
-        let p = format!("model.layers.{l}");
-        for (n, s, scale, offset) in [
-            ("input_layernorm", vec![d], 0.1, 1.0),
-            ("post_attention_layernorm", vec![d], 0.1, 1.0),
-            ("self_attn.q_proj", vec![d, d], 0.3, 0.0),
-            ("self_attn.k_proj", vec![kv, d], 0.3, 0.0),
-            ("self_attn.v_proj", vec![kv, d], 0.3, 0.0),
-            ("self_attn.o_proj", vec![d, d], 0.3, 0.0),
-            ("mlp.gate_proj", vec![i, d], 0.3, 0.0),
-            ("mlp.up_proj", vec![i, d], 0.3, 0.0),
-            ("mlp.down_proj", vec![d, i], 0.3, 0.0),
-        ] {
-            shapes.push((format!("{p}.{n}.weight"), s, scale, offset));
-        }
-    }
-    shapes
-        .into_iter()
-        .map(|(name, shape, scale, offset)| {
-            let n: usize = shape.iter().product();
-            let v: Vec<f32> = (0..n)
-                .map(|_| offset + scale * (rng.random::<f32>() * 2.0 - 1.0))
-                .collect();
-            (name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap())
-        })
-        .collect()
-}
+mod common;
+use common::{CountT5, config, tempdir, tokenizer, weights, write_data};
 
 fn lora() -> LoraConfig {
     LoraConfig {
@@ -89,58 +22,7 @@ fn lora() -> LoraConfig {
 }
 
 fn policy() -> Model {
-    Model::from_tensors(config(), weights(&config()), LoadOptions::lora(lora())).unwrap()
-}
-
-fn tokenizer() -> Tokenizer {
-    use tokenizers::models::wordlevel::WordLevel;
-    let vocab: HashMap<String, u32> = (0..VOCAB as u32).map(|i| (format!("t{i}"), i)).collect();
-    let model = WordLevel::builder()
-        .vocab(vocab.into_iter().collect())
-        .unk_token("t0".into())
-        .build()
-        .unwrap();
-    let mut tok = tokenizers::Tokenizer::new(model);
-    tok.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::whitespace::Whitespace {}));
-    Tokenizer::from_inner(tok)
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("medu1-grpo-lora-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn write_data(dir: &Path) -> PathBuf {
-    let items: Vec<serde_json::Value> = (0..6)
-        .map(|i| {
-            serde_json::json!({
-                "Source": "MedIQ", "id": format!("{i}"),
-                "problem": format!("q{i}"), "problem_type": "multiple choice",
-                "options": "{'A': 'x', 'B': 'y'}", "answer": "A", "solution": "x"
-            })
-        })
-        .collect();
-    let p = dir.join("toy.json");
-    std::fs::write(&p, serde_json::to_string(&items).unwrap()).unwrap();
-    p
-}
-
-/// Reward: the share of response tokens that are `t5`.
-#[derive(Debug)]
-struct CountT5;
-impl Rewarder for CountT5 {
-    fn reward(&self, x: &RewardInput<'_>) -> RewardOutput {
-        let words: Vec<&str> = x.response.split_whitespace().collect();
-        let hits = words.iter().filter(|w| **w == "t5").count();
-        RewardOutput {
-            reward: hits as f64 / words.len().max(1) as f64,
-            correct: hits > 0,
-            format_ok: true,
-            error: false,
-        }
-    }
+    Model::from_tensors(config(), weights(&config(), 7), LoadOptions::lora(lora())).unwrap()
 }
 
 fn toy_config(dir: &Path, data: &Path, steps: usize, out: &str) -> TrainConfig {
