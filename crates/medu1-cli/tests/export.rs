@@ -362,3 +362,71 @@ fn llama_cpp_runs_the_export_as_medu1_does() {
         }
     }
 }
+
+/// `--adapter` merges a PEFT adapter into the export: the file has the merged model's logits,
+/// which differ from the base's.
+#[test]
+fn an_adapter_is_merged_into_the_export() {
+    use medu1_model::{InferQuant, LoadOptions, LoraConfig, Model};
+    let Some(path) = default_model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        ..LoraConfig::default()
+    };
+    let base = Model::from_gguf(&path, LoadOptions::lora(cfg)).unwrap();
+    // A fresh adapter has B = 0; give every B values so that the merge shows.
+    for (name, var) in base.trainable_vars() {
+        if name.contains("lora_B") {
+            let t = candle_core::Tensor::randn(0f32, 0.02, var.shape(), &candle_core::Device::Cpu)
+                .unwrap();
+            var.set(&t).unwrap();
+        }
+    }
+    let adapter = dir.path().join("adapter");
+    base.save_adapter(&adapter, "default").unwrap();
+    let (merged_out, plain_out) = (
+        dir.path().join("merged.gguf"),
+        dir.path().join("plain.gguf"),
+    );
+    ok(medu1(&[
+        "export",
+        "--model",
+        "default",
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--format",
+        "gguf",
+        "--quant",
+        "f32",
+        "-o",
+        merged_out.to_str().unwrap(),
+    ]));
+    export("default", "gguf", Some("f32"), &plain_out);
+    let f32_infer = LoadOptions::infer_with(InferQuant::F32);
+    let want = base.merge(f32_infer).unwrap();
+    let ids = candle_core::Tensor::new(
+        &[[1u32, 504, 3458, 314, 260, 1345]],
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let logits = |m: &Model| m.forward(&ids, None).unwrap().flatten_all().unwrap();
+    let max_diff = |a: &candle_core::Tensor, b: &candle_core::Tensor| {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let merged = Model::from_gguf(&merged_out, f32_infer).unwrap();
+    let plain = Model::from_gguf(&plain_out, f32_infer).unwrap();
+    let (w, m, p) = (logits(&want), logits(&merged), logits(&plain));
+    let to_merged = max_diff(&m, &w);
+    let to_plain = max_diff(&p, &w);
+    assert!(to_merged < 1e-3, "export vs in-memory merge: {to_merged}");
+    assert!(to_plain > 1e-2, "the adapter changed nothing: {to_plain}");
+}

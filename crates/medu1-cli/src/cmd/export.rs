@@ -31,6 +31,10 @@ pub struct ExportArgs {
     /// folder, or a training checkpoint folder (its `hf/` is exported).
     #[arg(long, required_unless_present = "random", conflicts_with = "random")]
     model: Option<String>,
+    /// A LoRA adapter in PEFT's layout (a run's `adapter/` folder, or any PEFT folder) to merge
+    /// into the model before writing: `W + scale * B A` on the dequantized base.
+    #[arg(long, conflicts_with = "random")]
+    adapter: Option<PathBuf>,
     /// Random weights (N(0, 0.02), norms 1) in a released shape instead of a model:
     /// qwen2.5-0.5b, qwen2.5-1.5b or qwen2.5-3b, with a synthetic tokenizer of the real
     /// vocabulary size. For benchmarks only: the text is noise.
@@ -113,6 +117,21 @@ impl Source {
             .with_context(|| format!("loading {}", self.path().display()))
     }
 
+    /// The source as a LoRA base with the adapter of `dir`, merged into dense f32 weights.
+    fn load_merged(&self, dir: &Path) -> anyhow::Result<(Model, Tokenizer)> {
+        let (mut base, tok) = medu1_model::load(
+            self.path(),
+            LoadOptions::lora(medu1_model::LoraConfig::default()),
+        )
+        .with_context(|| format!("loading {}", self.path().display()))?;
+        base.load_adapter(dir)
+            .with_context(|| format!("loading the adapter {}", dir.display()))?;
+        let merged = base
+            .merge(LoadOptions::train())
+            .context("merging the adapter into the model")?;
+        Ok((merged, tok))
+    }
+
     fn gguf_tokenizer(
         &self,
         vocab_size: usize,
@@ -193,7 +212,10 @@ pub fn run(a: ExportArgs) -> anyhow::Result<()> {
     }
     let source = Source::resolve(a.model.as_deref().unwrap_or("default"))?;
     let t0 = Instant::now();
-    let (model, tok) = source.load()?;
+    let (model, tok) = match &a.adapter {
+        Some(dir) => source.load_merged(dir)?,
+        None => source.load()?,
+    };
     match a.format {
         Format::Gguf => {
             let meta =
