@@ -30,11 +30,7 @@ pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
     Ok(Model::from_tensors(
         policy.config().clone(),
         tensors,
-        LoadOptions {
-            mode: Mode::Infer,
-            quant,
-            lora: None,
-        },
+        LoadOptions::infer_with(quant),
     )?)
 }
 
@@ -54,11 +50,7 @@ pub fn frozen_copy(policy: &Model) -> Result<Model> {
     Ok(Model::from_tensors(
         policy.config().clone(),
         tensors,
-        LoadOptions {
-            mode: Mode::Infer,
-            quant: InferQuant::F32,
-            lora: None,
-        },
+        LoadOptions::infer_with(InferQuant::F32),
     )?)
 }
 

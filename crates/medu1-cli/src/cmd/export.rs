@@ -4,8 +4,8 @@
 //! random weights in a released shape (Qwen2.5 0.5B / 1.5B / 3B) for speed and memory
 //! benchmarks.
 //!
-//! The source is loaded with dense f32 weights (train mode), then written: the step where a
-//! LoRA adapter would be merged into those weights before writing.
+//! The source is loaded with dense f32 weights (train mode), then written; with `--adapter` it is
+//! loaded as a LoRA base, the PEFT adapter applied and merged into dense weights first.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

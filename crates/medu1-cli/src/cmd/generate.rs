@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::status::{self, note};
 use anyhow::{Context, bail};
 use medu1_data::{ChatTemplate, Message};
-use medu1_model::{InferQuant, LoadOptions, Mode, SamplingParams, Tokenizer, generate};
+use medu1_model::{InferQuant, LoadOptions, SamplingParams, Tokenizer, generate};
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -183,15 +183,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let quant: InferQuant = a.quant.parse().context("--quant")?;
     let items = read_items(&a)?;
     let t_load = std::time::Instant::now();
-    let (model, tok) = medu1_model::load(
-        &path,
-        LoadOptions {
-            mode: Mode::Infer,
-            quant,
-            lora: None,
-        },
-    )
-    .with_context(|| format!("loading {}", path.display()))?;
+    let (model, tok) = medu1_model::load(&path, LoadOptions::infer_with(quant))
+        .with_context(|| format!("loading {}", path.display()))?;
     note!(
         "loaded {} in {:.2}s",
         path.display(),
