@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod budget;
 pub mod error;
 pub mod pywhite;
+pub mod seed;
 pub mod testing;
 
 pub use budget::Budget;

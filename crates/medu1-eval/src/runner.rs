@@ -158,13 +158,11 @@ fn load_items(b: &Benchmark, cfg: &RunConfig) -> Result<Vec<Item>, EvalError> {
 
 /// splitmix64 over the run seed, the benchmark name and the item index.
 fn item_seed(seed: u64, benchmark: &str, index: usize) -> u64 {
-    let mut z = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut z = seed ^ (index as u64).wrapping_mul(medu1_core::seed::GOLDEN);
     for b in benchmark.bytes() {
         z = (z ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
     }
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    medu1_core::seed::mix64(z)
 }
 
 fn check_meta(path: &Path, now: &RunMeta) -> Result<(), EvalError> {

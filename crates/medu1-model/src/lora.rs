@@ -99,10 +99,7 @@ fn tensor_bytes(t: &Tensor) -> usize {
 
 /// A splitmix64 step: independent dropout seeds for each adapter from one seed.
 fn mix(seed: u64, i: u64) -> u64 {
-    let mut z = seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    medu1_core::seed::mix64(seed ^ i.wrapping_mul(medu1_core::seed::GOLDEN))
 }
 
 fn projection_of(layer: &DecoderLayer, p: Projection) -> Option<&Linear> {

@@ -49,12 +49,10 @@ impl SamplingParams {
 
 /// The seed of one (prompt, sample) stream: splitmix64 over the three numbers.
 pub fn stream_seed(seed: u64, prompt: usize, sample: usize) -> u64 {
-    let mut z = seed
-        ^ (prompt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (sample as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    medu1_core::seed::mix64(
+        seed ^ (prompt as u64).wrapping_mul(medu1_core::seed::GOLDEN)
+            ^ (sample as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+    )
 }
 
 /// Picks a token from `logits`; returns it with its log-probability.

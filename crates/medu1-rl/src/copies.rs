@@ -57,9 +57,6 @@ pub fn frozen_copy(policy: &Model) -> Result<Model> {
 /// A dropout seed from the run's seed and `key` (a splitmix64 chain).
 pub(crate) fn dropout_seed(seed: u64, key: [u64; 3]) -> u64 {
     key.iter().fold(seed, |h, &k| {
-        let mut z = (h ^ k).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        medu1_core::seed::mix64((h ^ k).wrapping_add(medu1_core::seed::GOLDEN))
     })
 }
