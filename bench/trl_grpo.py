@@ -1,7 +1,11 @@
-"""TRL's GRPOTrainer on the embedded GGUF, timed per step (bench/grpo_vs_trl.sh runs it).
+"""TRL's GRPOTrainer, timed per step (bench/grpo_vs_trl.sh and bench/grpo_lora_vs_trl.sh run it).
 
-Arguments: MODEL.gguf PROMPTS.jsonl STEPS MAX_TOKENS THREADS OUT_DIR RESULT.json. Writes JSON
-with the per-step wall times and completion token counts to RESULT.json.
+Arguments: MODEL PROMPTS.jsonl STEPS MAX_TOKENS THREADS OUT_DIR RESULT.json, where MODEL is a
+GGUF file (dequantized to f32 by transformers) or a Hugging Face folder. With LORA_RANK set,
+the policy is a PEFT LoRA model (rank LORA_RANK, alpha LORA_ALPHA, every projection, no
+dropout), whose reference for the KL term is the base with the adapter disabled, as TRL does
+with a peft_config. Writes JSON with the per-step wall times and completion token counts to
+RESULT.json.
 """
 import json
 import os
@@ -19,20 +23,38 @@ from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
-folder, name = os.path.split(model_path)
-tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-# transformers dequantizes GGUF weights to dense f32 but still marks the model as quantized,
-# which its Trainer refuses to fine-tune; the weights are plain tensors, so drop the mark.
-model.is_quantized = False
-model.hf_quantizer = None
-if hasattr(model.config, "quantization_config"):
-    del model.config.quantization_config
-# TRL loads its reference model from the policy's path, so give it a plain checkpoint folder.
-plain = os.path.join(out_dir, "hf")
-model.save_pretrained(plain)
-tok.save_pretrained(plain)
-model = AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32)
+if os.path.isdir(model_path):
+    tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+else:
+    folder, name = os.path.split(model_path)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # transformers dequantizes GGUF weights to dense f32 but still marks the model as quantized,
+    # which its Trainer refuses to fine-tune; the weights are plain tensors, so drop the mark.
+    model.is_quantized = False
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    # TRL loads its reference model from the policy's path, so give it a plain checkpoint folder.
+    plain = os.path.join(out_dir, "hf")
+    model.save_pretrained(plain)
+    tok.save_pretrained(plain)
+    model = AutoModelForCausalLM.from_pretrained(plain, dtype=torch.float32)
+if tok.pad_token is None:
+    tok.pad_token = tok.eos_token
+peft_config = None
+lora_rank = int(os.environ.get("LORA_RANK", "0"))
+if lora_rank:
+    import peft  # noqa: E402
+
+    peft_config = peft.LoraConfig(
+        r=lora_rank,
+        lora_alpha=float(os.environ.get("LORA_ALPHA", 2 * lora_rank)),
+        lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        task_type="CAUSAL_LM",
+    )
 rows = [json.loads(l) for l in open(prompts_path)]
 # Enough copies for every step's group (one prompt x 8 completions per step).
 rows = rows * (8 * (int(steps) + 1) // len(rows) + 1)
@@ -73,7 +95,7 @@ args = GRPOConfig(
     max_completion_length=int(max_tokens),
     temperature=1.0,
     beta=0.001,
-    learning_rate=2e-6,
+    learning_rate=float(os.environ.get("LR", "2e-6")),
     max_steps=int(steps),
     logging_steps=1,
     save_strategy="no",
@@ -89,6 +111,7 @@ trainer = GRPOTrainer(
     args=args,
     train_dataset=dataset,
     callbacks=[timer],
+    peft_config=peft_config,
 )
 trainer.train()
 per_step = [sum(completion_tokens[i * 8:(i + 1) * 8]) for i in range(len(timer.times))]
@@ -98,6 +121,7 @@ with open(result_path, "w") as f:
     "torch": torch.__version__,
     "transformers": transformers.__version__,
     "gradient_checkpointing": args.gradient_checkpointing,
+    "peft": __import__("peft").__version__ if lora_rank else None,
     "step_s": timer.times,
     "completion_tokens": per_step,
     }, f)

@@ -27,6 +27,7 @@ mod options;
 mod qlinear;
 mod qmatmul;
 pub mod random;
+mod recompute;
 mod rope;
 pub mod sampling;
 mod swiglu;

@@ -323,8 +323,43 @@ impl Model {
             }
         }
         m.vars.clear();
+        m.grad_side = None;
         m.lora = None;
         m
+    }
+
+    /// A frozen copy of this model for the KL term's reference: the same base (shared, not
+    /// copied) and a copy of the adapters' current values that later optimizer steps do not
+    /// reach. It keeps this model's mode, so its ops are the policy's and the two give the same
+    /// bits until the first update. Where every `B` is still zero (a run that starts from the
+    /// base) it is [`Model::without_adapters`], which skips the adapters' matmuls; after a LoRA
+    /// warm-up it carries the warm-up's adapters, since the reference is the policy GRPO starts
+    /// from, not the base under it.
+    pub fn frozen_adapters(&self) -> Result<Model> {
+        let mut any_trained = false;
+        for (_, _, lin) in self.adapted() {
+            let b = &lin.lora.as_ref().expect("adapted").b;
+            any_trained |= b.abs()?.max_all()?.to_scalar::<f32>()? != 0.0;
+        }
+        if !any_trained {
+            return Ok(self.without_adapters());
+        }
+        let mut m = self.clone();
+        let mut err = None;
+        m.for_each_adapter(|_, ad| {
+            let copy = |t: &Tensor| t.detach().copy();
+            match (copy(&ad.a), copy(&ad.b)) {
+                (Ok(a), Ok(b)) => (ad.a, ad.b) = (a, b),
+                (Err(e), _) | (_, Err(e)) => err = Some(e),
+            }
+            ad.dropout_seed = None;
+        });
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        m.vars.clear();
+        m.grad_side = None;
+        Ok(m)
     }
 
     /// An inference-mode view for generation: the same quantized base (nothing requantized) and
@@ -344,6 +379,7 @@ impl Model {
             ad.dropout_seed = None;
         });
         m.vars.clear();
+        m.grad_side = None;
         Ok(m)
     }
 

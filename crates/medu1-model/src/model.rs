@@ -35,6 +35,7 @@ pub use crate::linear::Linear;
 use crate::lora_config::LoraConfig;
 pub use crate::options::{InferQuant, LoadOptions, Mode};
 use crate::qmatmul::PackedMatrix;
+use crate::recompute::GradSide;
 use crate::rope::{rope_composite, rope_i_composite};
 
 /// q/k/v projections, separate (training, HF names) or fused into one matmul (inference).
@@ -101,6 +102,9 @@ pub struct Model {
     pub(crate) vars: Vec<(String, Var)>,
     /// The adapters' settings ([`Mode::Lora`], and inference views of such a model).
     pub(crate) lora: Option<LoraConfig>,
+    /// Set while activation checkpointing is on: the weights' gradients that checkpointed layers
+    /// compute in their backward passes (`recompute.rs`).
+    pub(crate) grad_side: Option<Arc<GradSide>>,
 }
 
 const NEG_INF: f32 = -1e30;
@@ -115,7 +119,7 @@ enum Positions {
 
 /// Keys and values a layer attends to besides those of its own input.
 #[derive(Clone, Copy)]
-enum Past<'a> {
+pub(crate) enum Past<'a> {
     None,
     /// A preallocated cache `(k, v, len)`: the new keys are written after `len`.
     Cache(&'a Tensor, &'a Tensor, usize),
@@ -125,7 +129,8 @@ enum Past<'a> {
 }
 
 /// The per-call position and mask inputs shared by all layers.
-struct Step {
+#[derive(Clone)]
+pub(crate) struct Step {
     pub(crate) cos: Tensor,
     pub(crate) sin: Tensor,
     pub(crate) mask: Option<Tensor>,
@@ -237,12 +242,16 @@ impl Model {
         let hidden = self.config.hidden_size;
         let mut xp = self.embed(prompt)?;
         let mut xr = self.embed(responses)?;
-        for layer in &self.layers {
-            let (yp, pk, pv) = self.layer_forward(layer, &xp, &step_p, Past::None)?;
-            xr = self
-                .layer_forward(layer, &xr, &step_r, Past::Shared(&pk, &pv))?
-                .0;
-            xp = yp;
+        if self.grad_side.is_some() {
+            (xp, xr) = self.checkpointed_shared_prefix(&xp, &xr, step_p, step_r)?;
+        } else {
+            for layer in &self.layers {
+                let (yp, pk, pv) = self.layer_forward(layer, &xp, &step_p, Past::None)?;
+                xr = self
+                    .layer_forward(layer, &xr, &step_r, Past::Shared(&pk, &pv))?
+                    .0;
+                xp = yp;
+            }
         }
         let last = xp.narrow(1, p - 1, 1)?.broadcast_as((k, 1, hidden))?;
         let x = if r == 1 {
@@ -399,12 +408,16 @@ impl Model {
     ) -> Result<Tensor> {
         let (_, t) = input_ids.dims2()?;
         let mut x = self.embed(input_ids)?;
-        for (li, layer) in self.layers.iter().enumerate() {
-            let past = match cache.as_deref_mut() {
-                Some(c) => Past::Cache(&c.k[li], &c.v[li], c.len),
-                None => Past::None,
-            };
-            x = self.layer_forward(layer, &x, step, past)?.0;
+        if cache.is_none() && self.grad_side.is_some() {
+            x = self.checkpointed_layers(&x, step)?;
+        } else {
+            for (li, layer) in self.layers.iter().enumerate() {
+                let past = match cache.as_deref_mut() {
+                    Some(c) => Past::Cache(&c.k[li], &c.v[li], c.len),
+                    None => Past::None,
+                };
+                x = self.layer_forward(layer, &x, step, past)?.0;
+            }
         }
         let x = match positions {
             Positions::All => x,
@@ -442,7 +455,7 @@ impl Model {
         })
     }
 
-    fn layer_forward(
+    pub(crate) fn layer_forward(
         &self,
         layer: &DecoderLayer,
         x: &Tensor,

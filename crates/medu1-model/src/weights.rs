@@ -234,6 +234,7 @@ impl Model {
             sin,
             vars,
             lora,
+            grad_side: None,
         };
         if let Some(cfg) = lora {
             model.init_adapters(&cfg)?;

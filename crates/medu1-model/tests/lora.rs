@@ -658,3 +658,79 @@ fn lora_settings_deserialize_with_defaults() {
     let cfg = config(Arch::Llama);
     assert!(Model::from_tensors(cfg.clone(), weights(&cfg, 1), mismatched).is_err());
 }
+
+/// Activation checkpointing recomputes each layer in the backward pass: the logits keep their
+/// bits and every trainable weight's gradient equals the plain graph's (up to the order in
+/// which a weight's gradient is summed), for a LoRA model over a Q8_0 base (plain and
+/// shared-prefix passes, adapter dropout on) and for full fine-tuning.
+#[test]
+fn checkpointed_layers_give_the_plain_graphs_logits_and_gradients() {
+    let cfg = config(Arch::Qwen2);
+    let w = weights(&cfg, 11);
+    let lora = LoraConfig {
+        dropout: 0.2,
+        ..lora_cfg()
+    };
+    let q8 = LoadOptions {
+        quant: InferQuant::Q8_0,
+        ..LoadOptions::lora(lora)
+    };
+    let prompt = ids(&[seq(31, 7)]);
+    let responses = ids(&[seq(32, 5), seq(33, 5), seq(34, 5)]);
+    let input = ids(&[seq(35, 9), seq(36, 9)]);
+    for opts in [q8, LoadOptions::train()] {
+        let plain = Model::from_tensors(cfg.clone(), w.clone(), opts).unwrap();
+        randomize_adapters_if_lora(&plain);
+        let plain = plain.with_dropout_seed(Some(5));
+        let mut ckpt = plain.clone();
+        ckpt.set_activation_checkpointing(true);
+        assert!(ckpt.activation_checkpointing() && !plain.activation_checkpointing());
+        let passes: [&dyn Fn(&Model) -> Tensor; 2] =
+            [&|m| m.forward(&input, None).unwrap(), &|m| {
+                m.forward_shared_prefix(&prompt, &responses).unwrap()
+            }];
+        for pass in passes {
+            let (a, b) = (pass(&plain), pass(&ckpt));
+            assert_eq!(bits(&a), bits(&b), "{:?}: logits", opts.mode);
+            let r = Tensor::randn(0f32, 1.0, a.shape(), &Device::Cpu).unwrap();
+            let ga = plain
+                .backward(&(a * &r).unwrap().sum_all().unwrap())
+                .unwrap();
+            let gb = ckpt
+                .backward(&(b * &r).unwrap().sum_all().unwrap())
+                .unwrap();
+            let mut checked = 0;
+            for (n, v) in plain.trainable_vars() {
+                let (x, y) = (ga.get(v), gb.get(v));
+                let (Some(x), Some(y)) = (x, y) else {
+                    assert!(
+                        x.is_none() && y.is_none(),
+                        "{n}: a gradient on one side only"
+                    );
+                    continue;
+                };
+                let err = max_diff(x, y);
+                assert!(
+                    err <= 1e-5 * max_abs(x).max(1e-6),
+                    "{n}: {err} vs {}",
+                    max_abs(x)
+                );
+                checked += 1;
+            }
+            // Every trainable weight has a gradient: adapters, or every weight when fully
+            // fine-tuned.
+            let all = plain.trainable_vars().len();
+            assert!(
+                all >= 2 * 7 && checked == all,
+                "{:?}: {checked} of {all}",
+                opts.mode
+            );
+        }
+    }
+}
+
+fn randomize_adapters_if_lora(model: &Model) {
+    if model.mode() == Mode::Lora {
+        randomize_adapters(model, 9);
+    }
+}

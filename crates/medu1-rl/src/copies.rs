@@ -36,11 +36,12 @@ pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
 
 /// An f32 inference-mode copy of `policy`'s current weights that owns its storage, so neither the
 /// optimizer's in-place updates nor a checkpoint restored into the policy reach it: the frozen
-/// reference of the KL term. A LoRA policy's reference is its base without adapters: frozen
-/// already, shared rather than copied, and computed with the policy's kernels.
+/// reference of the KL term. A LoRA policy's reference shares the frozen base and copies only
+/// the adapters (none while every `B` is zero): after a LoRA warm-up the reference is the
+/// warmed-up policy, as it is for full fine-tuning, and it runs the policy's kernels.
 pub fn frozen_copy(policy: &Model) -> Result<Model> {
     if policy.mode() == Mode::Lora {
-        return Ok(policy.without_adapters());
+        return Ok(policy.frozen_adapters()?);
     }
     let tensors = policy
         .trainable_vars()

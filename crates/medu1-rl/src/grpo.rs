@@ -103,6 +103,8 @@ impl Grpo {
         } else {
             None
         };
+        let mut policy = policy;
+        policy.set_activation_checkpointing(cfg.optim.activation_checkpointing);
         let mut opt = run::optimizer(&policy, &cfg.optim)?;
         let run_dir = cfg.trainer.out_dir.clone();
         run::prepare_run_dir(&run_dir, start)?;
@@ -420,7 +422,7 @@ impl Grpo {
                         }
                     }
                     mini_loss += loss.to_scalar::<f32>()? as f64;
-                    run::accumulate(&mut grads, loss.backward()?, &vars)?;
+                    run::accumulate(&mut grads, policy.backward(&loss)?, &vars)?;
                 }
                 add("pg_loss", mini_pg, 1.0);
                 add("loss", mini_loss, 1.0);

@@ -357,6 +357,8 @@ impl Sft {
             )
             .into());
         }
+        let mut policy = policy;
+        policy.set_activation_checkpointing(cfg.optim.activation_checkpointing);
         let mut opt = run::optimizer(&policy, &cfg.optim)?;
         let run_dir = cfg.out_dir.clone();
         run::prepare_run_dir(&run_dir, start)?;
@@ -423,7 +425,7 @@ impl Sft {
             // weighted token mean (the plain token mean when no token is emphasised).
             let loss = ((lp * &weights)?.sum_all()?.neg()? / total_weight)?;
             let vars = self.opt.vars().to_vec();
-            run::accumulate(acc, loss.backward()?, &vars)?;
+            run::accumulate(acc, self.policy.backward(&loss)?, &vars)?;
         }
         Ok((-s, n))
     }
