@@ -15,6 +15,7 @@ mod decode_attention;
 pub mod error;
 pub mod export;
 pub mod generate;
+mod grad_side;
 mod kv_cache;
 mod linear;
 mod llama_cpp;

@@ -30,12 +30,12 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use crate::attention::Attention;
 use crate::config::{ModelConfig, RopeLayout};
 use crate::error::{ModelError, Result};
+use crate::grad_side::GradSide;
 pub use crate::kv_cache::KvCache;
 pub use crate::linear::Linear;
 use crate::lora_config::LoraConfig;
 pub use crate::options::{InferQuant, LoadOptions, Mode};
 use crate::qmatmul::PackedMatrix;
-use crate::recompute::GradSide;
 use crate::rope::{rope_composite, rope_i_composite};
 
 /// q/k/v projections, separate (training, HF names) or fused into one matmul (inference).

@@ -17,36 +17,15 @@
 //! and the gradients equal those of the plain graph up to the summation order of the weights'
 //! gradients.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor, TensorId, Var};
+use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Tensor, Var};
 
 use crate::cpu_op::f32_slice;
 use crate::error::Result;
+use crate::grad_side::GradSide;
 use crate::model::{Model, Past, Step};
-
-/// Gradients of trainable weights computed inside checkpointed layers' backward passes, by the
-/// weight's tensor id, until [`Model::backward`] moves them into the outer [`GradStore`].
-#[derive(Debug, Default)]
-pub(crate) struct GradSide(Mutex<HashMap<TensorId, Tensor>>);
-
-impl GradSide {
-    fn add(&self, id: TensorId, g: Tensor) -> candle_core::Result<()> {
-        let mut map = self.0.lock().expect("grad side store poisoned");
-        let g = match map.remove(&id) {
-            Some(prev) => (prev + g)?,
-            None => g,
-        };
-        map.insert(id, g);
-        Ok(())
-    }
-
-    fn take(&self) -> HashMap<TensorId, Tensor> {
-        std::mem::take(&mut *self.0.lock().expect("grad side store poisoned"))
-    }
-}
 
 /// What one checkpointed layer computes from its packed input `z` (a flat vector).
 #[derive(Clone)]
