@@ -156,16 +156,7 @@ impl Model {
     /// The decoder layers over `x` `[b, t, hidden]` with no past, each layer a checkpointed node.
     pub(crate) fn checkpointed_layers(&self, x: &Tensor, step: &Step) -> Result<Tensor> {
         let (b, t, hidden) = x.dims3()?;
-        let model = Arc::new(self.clone());
-        let step = Arc::new(step.clone());
-        let mut z = x.flatten_all()?;
-        for i in 0..self.layers.len() {
-            let op = LayerOp::new(model.clone(), i, step.clone(), Segment::Plain { b, t });
-            z = match anchor(self, i) {
-                Some(a) => z.apply_op2(&a, op)?,
-                None => op.run(&z)?,
-            };
-        }
+        let z = self.checkpointed(x.flatten_all()?, step.clone(), Segment::Plain { b, t })?;
         Ok(z.reshape((b, t, hidden))?)
     }
 
@@ -180,27 +171,33 @@ impl Model {
     ) -> Result<(Tensor, Tensor)> {
         let (_, p, hidden) = xp.dims3()?;
         let (k, r, _) = xr.dims3()?;
-        let model = Arc::new(self.clone());
-        let (step_p, step_r) = (Arc::new(step_p), Arc::new(step_r));
-        let mut z = Tensor::cat(&[xp.flatten_all()?, xr.flatten_all()?], 0)?;
-        for i in 0..self.layers.len() {
-            let segment = Segment::SharedPrefix {
-                p,
-                k,
-                r,
-                step_r: step_r.clone(),
-            };
-            let op = LayerOp::new(model.clone(), i, step_p.clone(), segment);
-            z = match anchor(self, i) {
-                Some(a) => z.apply_op2(&a, op)?,
-                None => op.run(&z)?,
-            };
-        }
+        let segment = Segment::SharedPrefix {
+            p,
+            k,
+            r,
+            step_r: Arc::new(step_r),
+        };
+        let z = Tensor::cat(&[xp.flatten_all()?, xr.flatten_all()?], 0)?;
+        let z = self.checkpointed(z, step_p, segment)?;
         Ok((
             z.narrow(0, 0, p * hidden)?.reshape((1, p, hidden))?,
             z.narrow(0, p * hidden, k * r * hidden)?
                 .reshape((k, r, hidden))?,
         ))
+    }
+
+    /// Every layer over the packed input `z`, each one node (`segment` says how `z` unpacks).
+    fn checkpointed(&self, mut z: Tensor, step: Step, segment: Segment) -> Result<Tensor> {
+        let model = Arc::new(self.clone());
+        let step = Arc::new(step);
+        for i in 0..self.layers.len() {
+            let op = LayerOp::new(model.clone(), i, step.clone(), segment.clone());
+            z = match anchor(self, i) {
+                Some(a) => z.apply_op2(&a, op)?,
+                None => op.run(&z)?,
+            };
+        }
+        Ok(z)
     }
 
     /// Turns activation checkpointing on or off for the training passes
