@@ -4,7 +4,9 @@ Arguments: MODEL PROMPTS.jsonl STEPS MAX_TOKENS THREADS OUT_DIR RESULT.json, whe
 GGUF file (dequantized to f32 by transformers) or a Hugging Face folder. With LORA_RANK set,
 the policy is a PEFT LoRA model (rank LORA_RANK, alpha LORA_ALPHA, every projection, no
 dropout), whose reference for the KL term is the base with the adapter disabled, as TRL does
-with a peft_config. Writes JSON with the per-step wall times and completion token counts to
+with a peft_config. GRADIENT_CHECKPOINTING=0 turns off TRL's default gradient checkpointing
+(bench/gpu.sh: medu1 keeps every activation on a GPU). On a GPU, TRL trains there (f32, as
+medu1) and the JSON adds the peak memory torch allocated. Writes JSON with the per-step wall times and completion token counts to
 RESULT.json.
 """
 import json
@@ -103,6 +105,7 @@ args = GRPOConfig(
     seed=42,
     bf16=False,
     dataloader_num_workers=0,
+    gradient_checkpointing=os.environ.get("GRADIENT_CHECKPOINTING", "1") == "1",
 )
 trainer = GRPOTrainer(
     model=model,
@@ -123,5 +126,7 @@ with open(result_path, "w") as f:
     "gradient_checkpointing": args.gradient_checkpointing,
     "peft": __import__("peft").__version__ if lora_rank else None,
     "step_s": timer.times,
+    "device": "cuda" if torch.cuda.is_available() else "cpu",
+    "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
     "completion_tokens": per_step,
     }, f)

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use medu1_core::{Completion, FinishReason};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -94,15 +94,16 @@ pub fn generate(
         v.extend(std::iter::repeat_n(true, p.len()));
         valid.push(v);
     }
-    let ids = Tensor::from_vec(ids, (p_count, max_len), &Device::Cpu)?;
-    let mut cache = KvCache::new(model.config(), p_count, cap)?;
+    let dev = model.device();
+    let ids = Tensor::from_vec(ids, (p_count, max_len), dev)?;
+    let mut cache = KvCache::new(model.config(), p_count, cap, dev)?;
     let logits = model.forward_cached(&ids, &valid, &mut cache, true)?;
     let expand: Vec<u32> = (0..p_count as u32)
         .flat_map(|p| std::iter::repeat_n(p, n))
         .collect();
     let mut logits = if n > 1 {
         cache = cache.select_rows(&expand)?;
-        let idx = Tensor::from_slice(&expand, expand.len(), &Device::Cpu)?;
+        let idx = Tensor::from_slice(&expand, expand.len(), dev)?;
         logits.index_select(&idx, 0)?
     } else {
         logits
@@ -178,7 +179,7 @@ pub fn generate(
             live = keep.iter().map(|&ci| live[ci as usize]).collect();
         }
         let b = live.len();
-        let input = Tensor::from_vec(std::mem::take(&mut next_ids), (b, 1), &Device::Cpu)?;
+        let input = Tensor::from_vec(std::mem::take(&mut next_ids), (b, 1), dev)?;
         let valid = vec![vec![true]; b];
         logits = model.forward_cached(&input, &valid, &mut cache, true)?;
     }

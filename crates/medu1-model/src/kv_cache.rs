@@ -20,14 +20,14 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache for `batch` rows of up to `capacity` positions.
-    pub fn new(cfg: &ModelConfig, batch: usize, capacity: usize) -> Result<Self> {
+    /// An empty cache for `batch` rows of up to `capacity` positions, on the model's device.
+    pub fn new(cfg: &ModelConfig, batch: usize, capacity: usize, device: &Device) -> Result<Self> {
         let shape = (batch, cfg.num_key_value_heads, capacity, cfg.head_dim);
         let mut k = Vec::with_capacity(cfg.num_hidden_layers);
         let mut v = Vec::with_capacity(cfg.num_hidden_layers);
         for _ in 0..cfg.num_hidden_layers {
-            k.push(Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
-            v.push(Tensor::zeros(shape, DType::F32, &Device::Cpu)?);
+            k.push(Tensor::zeros(shape, DType::F32, device)?);
+            v.push(Tensor::zeros(shape, DType::F32, device)?);
         }
         Ok(KvCache {
             k,
@@ -59,7 +59,7 @@ impl KvCache {
     /// A new cache whose row `i` is a copy of row `rows[i]` of this one: shares one prompt's
     /// prefill among its samples, and drops finished rows.
     pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
-        let idx = Tensor::from_slice(rows, rows.len(), &Device::Cpu)?;
+        let idx = Tensor::from_slice(rows, rows.len(), self.k[0].device())?;
         let sel = |ts: &[Tensor]| -> Result<Vec<Tensor>> {
             ts.iter()
                 .map(|t| Ok(t.index_select(&idx, 0)?))

@@ -45,6 +45,7 @@ pub use logprobs::gather_log_softmax;
 pub use lora::MemoryUse;
 pub use lora_config::{LoraConfig, Projection, Targets};
 pub use model::{InferQuant, KvCache, LoadOptions, Mode, Model};
+pub use options::DeviceSpec;
 pub use sampling::SamplingParams;
 pub use tokenizer::Tokenizer;
 

@@ -84,7 +84,7 @@ impl Adapter {
         let rows = x.elem_count() / k.max(1);
         let mut x = x.reshape((rows, k))?;
         if let (Some(seed), true) = (self.dropout_seed, self.dropout > 0.0) {
-            x = x.broadcast_mul(&dropout_mask(seed, rows, k, self.dropout)?)?;
+            x = x.broadcast_mul(&dropout_mask(seed, rows, k, self.dropout, x.device())?)?;
         }
         let y = (x.matmul(&self.a.t()?)?.matmul(&self.b.t()?)? * self.scale)?;
         let mut out = dims;
@@ -96,14 +96,14 @@ impl Adapter {
 /// Inverted dropout: each value kept with probability `1 - p` and scaled by `1 / (1 - p)`,
 /// drawn from `seed` (candle's own dropout draws from an unseeded generator, which would break
 /// exact resume).
-fn dropout_mask(seed: u64, rows: usize, k: usize, p: f32) -> Result<Tensor> {
+fn dropout_mask(seed: u64, rows: usize, k: usize, p: f32, dev: &Device) -> Result<Tensor> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let keep = 1.0 / (1.0 - p);
     let m: Vec<f32> = (0..rows * k)
         .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
         .collect();
-    Ok(Tensor::from_vec(m, (rows, k), &Device::Cpu)?)
+    Ok(Tensor::from_vec(m, (rows, k), dev)?)
 }
 
 impl Linear {

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
@@ -299,14 +299,15 @@ impl Model {
     /// `U(-1/sqrt(in), 1/sqrt(in))`) from `cfg.seed`, `B = 0`.
     pub(crate) fn init_adapters(&mut self, cfg: &LoraConfig) -> Result<()> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
+        let dev = self.device().clone();
         self.install_adapters(cfg, |_, _, (out, inp)| {
             let bound = 1.0 / (inp as f64).sqrt();
             let a: Vec<f32> = (0..cfg.rank * inp)
                 .map(|_| rng.random_range(-bound..bound) as f32)
                 .collect();
             Ok((
-                Tensor::from_vec(a, (cfg.rank, inp), &Device::Cpu)?,
-                Tensor::zeros((out, cfg.rank), DType::F32, &Device::Cpu)?,
+                Tensor::from_vec(a, (cfg.rank, inp), &dev)?,
+                Tensor::zeros((out, cfg.rank), DType::F32, &dev)?,
             ))
         })
     }
@@ -468,7 +469,7 @@ impl Model {
             serde_json::from_str(&text).map_err(|source| ModelError::Json { path, source })?;
         let cfg = peft.to_lora(self.lora.map_or(0, |c| c.seed))?;
         let path = dir.join(ADAPTER_WEIGHTS);
-        let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)?;
+        let mut tensors = candle_core::safetensors::load(&path, self.device())?;
         let mut take = |name: String| tensors.remove(&name).ok_or(ModelError::MissingWeight(name));
         let config = self.config.clone();
         self.install_adapters(&cfg, |i, p, _| {

@@ -140,6 +140,11 @@ impl Model {
         &self.config
     }
 
+    /// The device the weights live on (every tensor of a model shares it).
+    pub fn device(&self) -> &Device {
+        self.cos.device()
+    }
+
     pub fn mode(&self) -> Mode {
         self.mode
     }
@@ -388,11 +393,11 @@ impl Model {
                     }
                 }
             }
-            Some(Tensor::from_vec(m, (b, 1, 1, t, l), &Device::Cpu)?)
+            Some(Tensor::from_vec(m, (b, 1, 1, t, l), self.device())?)
         } else {
             None
         };
-        let idx = Tensor::from_vec(pos, b * t, &Device::Cpu)?;
+        let idx = Tensor::from_vec(pos, b * t, self.device())?;
         let half = self.config.head_dim / 2;
         let cos = self.cos.index_select(&idx, 0)?.reshape((b, t, half))?;
         let sin = self.sin.index_select(&idx, 0)?.reshape((b, t, half))?;
@@ -500,7 +505,14 @@ impl Model {
             Past::Cache(ck, cv, len) => {
                 ck.slice_set(&k, 2, len)?;
                 cv.slice_set(&v, 2, len)?;
-                (ck.narrow(2, 0, len + t)?, cv.narrow(2, 0, len + t)?)
+                let (k, v) = (ck.narrow(2, 0, len + t)?, cv.narrow(2, 0, len + t)?);
+                if k.device().is_cpu() {
+                    (k, v)
+                } else {
+                    // cuBLAS takes the narrowed view only where candle proves its batch
+                    // strides collapsible; a copy of the live positions is cheap on a GPU.
+                    (k.contiguous()?, v.contiguous()?)
+                }
             }
             Past::Shared(pk, pv) => {
                 let (_, _, p, _) = pk.dims4()?;

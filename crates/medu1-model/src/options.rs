@@ -1,6 +1,6 @@
 //! How a model is loaded: its execution path ([`Mode`]), the inference weight format
-//! ([`InferQuant`]), the adapters of LoRA training ([`LoraConfig`]) and all together
-//! ([`LoadOptions`]).
+//! ([`InferQuant`]), the adapters of LoRA training ([`LoraConfig`]), the device it runs on
+//! ([`DeviceSpec`]) and all together ([`LoadOptions`]).
 
 use crate::error::{ModelError, Result};
 use crate::lora_config::LoraConfig;
@@ -59,10 +59,13 @@ impl std::str::FromStr for InferQuant {
 #[derive(Debug, Clone, Copy)]
 pub struct LoadOptions {
     pub mode: Mode,
-    /// The weight format of the inference path and of a LoRA base.
+    /// The weight format of the inference path and of a LoRA base (CPU only: on a GPU every
+    /// weight is dense, see [`DeviceSpec`]).
     pub quant: InferQuant,
     /// The adapters of [`Mode::Lora`] (required there, refused in the other modes).
     pub lora: Option<LoraConfig>,
+    /// Where the weights live and the passes run.
+    pub device: DeviceSpec,
 }
 
 impl LoadOptions {
@@ -72,6 +75,7 @@ impl LoadOptions {
             mode: Mode::Train,
             quant: InferQuant::F32,
             lora: None,
+            device: DeviceSpec::Cpu,
         }
     }
     /// Generation with the fastest measured weight format ([`InferQuant::Auto`]).
@@ -80,6 +84,7 @@ impl LoadOptions {
             mode: Mode::Infer,
             quant: InferQuant::Auto,
             lora: None,
+            device: DeviceSpec::Cpu,
         }
     }
 
@@ -91,6 +96,7 @@ impl LoadOptions {
             mode: Mode::Lora,
             quant: InferQuant::Auto,
             lora: Some(cfg),
+            device: DeviceSpec::Cpu,
         }
     }
 
@@ -100,7 +106,13 @@ impl LoadOptions {
             mode: Mode::Infer,
             quant,
             lora: None,
+            device: DeviceSpec::Cpu,
         }
+    }
+
+    /// The same options on `device`.
+    pub fn on(self, device: DeviceSpec) -> Self {
+        LoadOptions { device, ..self }
     }
 
     /// The adapter settings, checked against the mode.
@@ -118,5 +130,136 @@ impl LoadOptions {
             )),
             (_, None) => Ok(None),
         }
+    }
+}
+
+/// The device a model runs on: the CPU (the default) or a CUDA GPU by ordinal.
+///
+/// On CUDA every weight is a dense f32 tensor on the GPU (quantized checkpoints are
+/// dequantized once at load): the packed int8 kernels and the single-node training ops are
+/// CPU code, and candle's composite ops, cuBLAS matmuls and fused softmax / RMS norm / rope
+/// kernels take their place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceSpec {
+    pub fn is_cpu(self) -> bool {
+        self == DeviceSpec::Cpu
+    }
+
+    /// The candle device. Every model on one GPU shares one CUDA context and stream, so their
+    /// tensors can meet in one op (candle refuses tensors of two `Device::new_cuda` calls).
+    pub fn device(self) -> Result<candle_core::Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(candle_core::Device::Cpu),
+            DeviceSpec::Cuda(ordinal) => cuda_device(ordinal),
+        }
+    }
+
+    /// The spec of a candle device.
+    pub fn of(device: &candle_core::Device) -> DeviceSpec {
+        match device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => DeviceSpec::Cuda(gpu_id),
+            _ => DeviceSpec::Cpu,
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(ordinal: usize) -> Result<candle_core::Device> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DEVICES: OnceLock<Mutex<HashMap<usize, candle_core::Device>>> = OnceLock::new();
+    let mut map = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = map.get(&ordinal) {
+        return Ok(d.clone());
+    }
+    let d = candle_core::Device::new_cuda(ordinal)
+        .map_err(|e| ModelError::Config(format!("cannot open CUDA device {ordinal}: {e}")))?;
+    map.insert(ordinal, d.clone());
+    Ok(d)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(ordinal: usize) -> Result<candle_core::Device> {
+    Err(ModelError::Config(format!(
+        "device cuda:{ordinal} needs a medu1 built with the `cuda` feature \
+         (cargo build --release --features cuda)"
+    )))
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => f.write_str("cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = ModelError;
+
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    fn from_str(name: &str) -> Result<Self> {
+        let bad =
+            || ModelError::Config(format!("unknown device `{name}`: use cpu, cuda or cuda:N"));
+        match name {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => {
+                let n = name.strip_prefix("cuda:").ok_or_else(bad)?;
+                n.parse().map(DeviceSpec::Cuda).map_err(|_| bad())
+            }
+        }
+    }
+}
+
+impl serde::Serialize for DeviceSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DeviceSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_parse_and_print_back() {
+        for (name, spec) in [
+            ("cpu", DeviceSpec::Cpu),
+            ("cuda", DeviceSpec::Cuda(0)),
+            ("cuda:3", DeviceSpec::Cuda(3)),
+        ] {
+            let parsed: DeviceSpec = name.parse().unwrap();
+            assert_eq!(parsed, spec);
+            assert_eq!(parsed.to_string().parse::<DeviceSpec>().unwrap(), spec);
+        }
+        for bad in ["gpu0", "cuda:", "cuda:x", "metal", ""] {
+            let e = bad.parse::<DeviceSpec>().unwrap_err().to_string();
+            assert!(e.contains("unknown device"), "{bad}: {e}");
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_cuda_device_without_the_feature_says_how_to_build_one() {
+        let e = DeviceSpec::Cuda(0).device().unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
     }
 }

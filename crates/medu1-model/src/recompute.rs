@@ -205,8 +205,12 @@ impl Model {
     /// decoder layer keeps only its input until the backward pass recomputes it. Gradients must
     /// then be taken with [`Model::backward`]. It has no effect on a model with nothing to
     /// train.
+    ///
+    /// On a GPU the setting is ignored: the layer node is CPU code, and a GPU's memory holds the
+    /// activations of the shapes medu1 trains there.
     pub fn set_activation_checkpointing(&mut self, on: bool) {
-        self.grad_side = (on && !self.vars.is_empty()).then(|| Arc::new(GradSide::default()));
+        let on = on && !self.vars.is_empty() && self.device().is_cpu();
+        self.grad_side = on.then(|| Arc::new(GradSide::default()));
     }
 
     pub fn activation_checkpointing(&self) -> bool {

@@ -14,7 +14,7 @@ use crate::error::{ModelError, Result};
 use crate::linear::{Linear, Raw, Weight, fuse_weights, keeps_stored_blocks};
 use crate::llama_cpp::{gguf_to_hf_name, relayout_rows};
 use crate::model::{DecoderLayer, Embedding, GateUp, Mlp, Model, Qkv, SelfAttn};
-use crate::options::{LoadOptions, Mode};
+use crate::options::{InferQuant, LoadOptions, Mode};
 use crate::rope::rope_tables;
 
 impl Model {
@@ -78,8 +78,17 @@ impl Model {
     fn build(
         config: ModelConfig,
         mut raw: HashMap<String, Raw>,
-        opts: LoadOptions,
+        mut opts: LoadOptions,
     ) -> Result<Self> {
+        let device = opts.device.device()?;
+        if !device.is_cpu() {
+            // A GPU runs dense weights (the packed and block kernels are CPU code): each one is
+            // dequantized and moved on its own, so the host never holds the f32 model at once.
+            opts.quant = InferQuant::F32;
+            for r in raw.values_mut() {
+                *r = Raw::Dense(r.to_f32()?.to_device(&device)?);
+            }
+        }
         let cfg = &config;
         let mut vars: Vec<(String, Var)> = Vec::new();
         let mut take = |name: &str| -> Result<Raw> {
@@ -223,6 +232,7 @@ impl Model {
             (None, _) => Embedding::Dense(embed_raw.to_f32()?),
         };
         let (cos, sin) = rope_tables(cfg)?;
+        let (cos, sin) = (cos.to_device(&device)?, sin.to_device(&device)?);
         let mut model = Model {
             config,
             mode: opts.mode,

@@ -82,6 +82,7 @@ fn dequantized_and_quantized_paths_agree() {
                 mode: Mode::Infer,
                 quant,
                 lora: None,
+                device: Default::default(),
             },
         )
         .unwrap();

@@ -164,6 +164,7 @@ fn infer_f32() -> LoadOptions {
         mode: Mode::Infer,
         quant: InferQuant::F32,
         lora: None,
+        device: Default::default(),
     }
 }
 
@@ -342,7 +343,7 @@ fn kv_cache_decoding_equals_full_recomputation() {
         let (model, tok) = medu1_model::load(dir.path(), opts).unwrap();
         let seq: Vec<u32> = vec![1, 5, 9, 17, 33, 8, 4, 60, 12, 3, 44, 21];
         let full = model.forward(&ids(&seq), None).unwrap().squeeze(0).unwrap();
-        let mut cache = KvCache::new(model.config(), 1, 32).unwrap();
+        let mut cache = KvCache::new(model.config(), 1, 32, model.device()).unwrap();
         let pre = model
             .forward_cached(&ids(&seq[..5]), &[vec![true; 5]], &mut cache, false)
             .unwrap()

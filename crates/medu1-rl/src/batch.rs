@@ -48,7 +48,7 @@ pub struct Packed {
     pub response_width: usize,
 }
 
-pub fn pack(seqs: &[&Sequence]) -> Result<Packed> {
+pub fn pack(seqs: &[&Sequence], dev: &Device) -> Result<Packed> {
     let b = seqs.len();
     let p = seqs
         .iter()
@@ -85,25 +85,24 @@ pub fn pack(seqs: &[&Sequence]) -> Result<Packed> {
             adv[i * r + j] = s.advantage;
         }
     }
-    let dev = Device::Cpu;
-    let response_ids = Tensor::from_vec(rids, (b, r), &dev)?;
+    let response_ids = Tensor::from_vec(rids, (b, r), dev)?;
     let inputs = if shared {
         Inputs::Shared {
-            prompt: Tensor::from_vec(seqs[0].prompt.clone(), (1, p), &dev)?,
+            prompt: Tensor::from_vec(seqs[0].prompt.clone(), (1, p), dev)?,
             responses: response_ids.clone(),
         }
     } else {
         Inputs::Padded {
-            ids: Tensor::from_vec(ids, (b, w), &dev)?,
-            attention: Tensor::from_vec(att, (b, w), &dev)?,
+            ids: Tensor::from_vec(ids, (b, w), dev)?,
+            attention: Tensor::from_vec(att, (b, w), dev)?,
             prompt_width: p,
         }
     };
     Ok(Packed {
         inputs,
         response_ids,
-        mask: Tensor::from_vec(mask, (b, r), &dev)?,
-        advantages: Tensor::from_vec(adv, (b, r), &dev)?,
+        mask: Tensor::from_vec(mask, (b, r), dev)?,
+        advantages: Tensor::from_vec(adv, (b, r), dev)?,
         response_width: r,
     })
 }
@@ -166,7 +165,7 @@ mod tests {
             response: vec![10, 11, 12],
             advantage: -0.5,
         };
-        let p = pack(&[&a, &b]).unwrap();
+        let p = pack(&[&a, &b], &Device::Cpu).unwrap();
         let Inputs::Padded {
             ids,
             attention,
@@ -209,7 +208,7 @@ mod tests {
             response: vec![10, 11],
             ..a.clone()
         };
-        let p = pack(&[&a, &b]).unwrap();
+        let p = pack(&[&a, &b], &Device::Cpu).unwrap();
         let Inputs::Shared { prompt, responses } = &p.inputs else {
             panic!("one prompt must be shared")
         };

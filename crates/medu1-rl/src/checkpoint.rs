@@ -280,7 +280,8 @@ pub fn load(dir: &Path, vars: &[(String, Var)]) -> Result<Loaded, CheckpointErro
     // checkpoint leaves the policy as it was.
     let mut moments = Vec::with_capacity(vars.len());
     for (var, t, m) in checked {
-        var.set(t).map_err(|e| fmt_err(&p, e))?;
+        let t = t.to_device(var.device()).map_err(|e| fmt_err(&p, e))?;
+        var.set(&t).map_err(|e| fmt_err(&p, e))?;
         moments.push(m);
     }
     let r = dir.join(METRICS_ROW);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use medu1_model::{LoadOptions, LoraConfig};
+use medu1_model::{DeviceSpec, LoadOptions, LoraConfig};
 
 use crate::advantage::AdvantageEstimator;
 use crate::loss::{KlEstimator, LossAgg, LossScope};
@@ -93,6 +93,9 @@ pub struct ModelSection {
     /// Weight format of the rollout copy: `auto` (GGUF Q4_1/Q8_0 as stored where the packed
     /// kernels run, else Q8_0), `q8_0`, `f32`, `original`.
     pub rollout_quant: String,
+    /// `cpu`, `cuda` or `cuda:N` (a GPU needs a medu1 built with `--features cuda`; there every
+    /// weight is dense f32 and `rollout_quant` does not apply).
+    pub device: DeviceSpec,
 }
 
 impl Default for ModelSection {
@@ -100,6 +103,7 @@ impl Default for ModelSection {
         ModelSection {
             path: "default".into(),
             rollout_quant: "auto".into(),
+            device: DeviceSpec::Cpu,
         }
     }
 }
@@ -372,8 +376,9 @@ fn apply_override(doc: &mut toml::Table, o: &str) -> Result<(), ConfigError> {
 }
 
 /// How the policy is loaded: LoRA when a `[lora]` table is given, else every weight trains.
-fn load_options(lora: &Option<LoraConfig>) -> LoadOptions {
+fn load_options(lora: &Option<LoraConfig>, device: DeviceSpec) -> LoadOptions {
     lora.map_or_else(LoadOptions::train, LoadOptions::lora)
+        .on(device)
 }
 
 fn validate_lora(lora: &Option<LoraConfig>, prefix: &str) -> Result<(), ConfigError> {
@@ -388,7 +393,7 @@ fn validate_lora(lora: &Option<LoraConfig>, prefix: &str) -> Result<(), ConfigEr
 impl TrainConfig {
     /// The policy's load options (`[lora]` or full fine-tuning).
     pub fn load_options(&self) -> LoadOptions {
-        load_options(&self.lora)
+        load_options(&self.lora, self.model.device)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -619,6 +624,9 @@ pub struct SftConfig {
     /// `default`, a GGUF file or a Hugging Face folder (ignored when the warm-up is part of a
     /// `medu1 train` run, which warms up the policy it trains).
     pub model: String,
+    /// `cpu`, `cuda` or `cuda:N` (ignored inside `medu1 train`, whose `model.device` holds the
+    /// policy).
+    pub device: DeviceSpec,
     pub train: Vec<DataFile>,
     pub val: Vec<DataFile>,
     /// Prompt rendering, as in GRPO (`budget`, `variant`, `chat_template`).
@@ -711,6 +719,7 @@ impl Default for SftConfig {
             step_tokens: 24,
             plan_weight: 1.0,
             lora: None,
+            device: DeviceSpec::Cpu,
         }
     }
 }
@@ -718,7 +727,7 @@ impl Default for SftConfig {
 impl SftConfig {
     /// The policy's load options (`[lora]` or full fine-tuning).
     pub fn load_options(&self) -> LoadOptions {
-        load_options(&self.lora)
+        load_options(&self.lora, self.device)
     }
 
     /// Checks the settings up front; `prefix` names the table they came from in errors

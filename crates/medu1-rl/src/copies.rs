@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use candle_core::Tensor;
-use medu1_model::{InferQuant, LoadOptions, Mode, Model};
+use medu1_model::{DeviceSpec, InferQuant, LoadOptions, Mode, Model};
 
 use crate::error::{Result, TrainError};
 
@@ -30,7 +30,7 @@ pub fn snapshot(policy: &Model, quant: InferQuant) -> Result<Model> {
     Ok(Model::from_tensors(
         policy.config().clone(),
         tensors,
-        LoadOptions::infer_with(quant),
+        LoadOptions::infer_with(quant).on(DeviceSpec::of(policy.device())),
     )?)
 }
 
@@ -51,7 +51,7 @@ pub fn frozen_copy(policy: &Model) -> Result<Model> {
     Ok(Model::from_tensors(
         policy.config().clone(),
         tensors,
-        LoadOptions::infer_with(InferQuant::F32),
+        LoadOptions::infer_with(InferQuant::F32).on(DeviceSpec::of(policy.device())),
     )?)
 }
 

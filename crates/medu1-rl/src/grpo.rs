@@ -307,7 +307,7 @@ impl Grpo {
         let mut ref_lp: Vec<Option<Tensor>> = vec![None; chunks.len()];
         let mut packed: Vec<Packed> = chunks
             .iter()
-            .map(|c| pack(c))
+            .map(|c| pack(c, self.policy.device()))
             .collect::<candle_core::Result<_>>()?;
         if keep.iter().any(|k| !k) {
             for (p, k) in packed.iter_mut().zip(keep.chunks(micro)) {

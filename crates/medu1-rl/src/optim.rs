@@ -38,11 +38,20 @@ pub struct Moments {
     pub v: Vec<f32>,
 }
 
+/// One parameter's optimizer state where its parameter lives: host vectors updated by the fused
+/// CPU op, or tensors on the parameter's GPU updated by candle ops (a GPU parameter's gradient
+/// never crosses to the host).
+#[derive(Debug)]
+enum Slot {
+    Host(Mutex<Moments>),
+    Device(Mutex<(Tensor, Tensor)>),
+}
+
 #[derive(Debug)]
 pub struct AdamW {
     pub config: AdamWConfig,
     vars: Vec<Var>,
-    state: Vec<Mutex<Moments>>,
+    state: Vec<Slot>,
     /// Number of completed steps (PyTorch's per-parameter `step`, identical for all here).
     pub step: u64,
 }
@@ -102,12 +111,17 @@ impl AdamW {
             .iter()
             .map(|v| {
                 let n = v.elem_count();
-                Mutex::new(Moments {
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
+                Ok(if v.device().is_cpu() {
+                    Slot::Host(Mutex::new(Moments {
+                        m: vec![0.0; n],
+                        v: vec![0.0; n],
+                    }))
+                } else {
+                    let z = v.zeros_like()?;
+                    Slot::Device(Mutex::new((z.clone(), z)))
                 })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for v in &vars {
             if v.dtype() != DType::F32 {
                 candle_core::bail!("adamw trains f32 parameters, got {:?}", v.dtype());
@@ -133,13 +147,20 @@ impl AdamW {
         let t = self.step as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        let work: Vec<(&Var, &Mutex<Moments>, Tensor)> = self
-            .vars
-            .iter()
-            .zip(&self.state)
-            .filter_map(|(v, s)| grads.get(v).map(|g| (v, s, g.contiguous())))
-            .map(|(v, s, g)| g.map(|g| (v, s, g)))
-            .collect::<Result<_>>()?;
+        let mut work: Vec<(&Var, &Mutex<Moments>, Tensor)> = Vec::new();
+        for (var, slot) in self.vars.iter().zip(&self.state) {
+            let Some(grad) = grads.get(var) else {
+                continue;
+            };
+            match slot {
+                Slot::Host(moments) => work.push((var, moments, grad.contiguous()?)),
+                Slot::Device(mv) => {
+                    let mut mv = mv.lock().expect("moments lock");
+                    let (m, v) = &mut *mv;
+                    device_step(var, grad, m, v, &c, lr, bc1, bc2)?;
+                }
+            }
+        }
         work.par_iter().try_for_each(|(var, moments, grad)| {
             let op = AdamStep {
                 moments,
@@ -156,10 +177,19 @@ impl AdamW {
     }
 
     /// Snapshot of the moments, in parameter order (for checkpoints).
-    pub fn moments(&self) -> Vec<Moments> {
+    pub fn moments(&self) -> Result<Vec<Moments>> {
         self.state
             .iter()
-            .map(|s| s.lock().expect("moments lock").clone())
+            .map(|s| match s {
+                Slot::Host(m) => Ok(m.lock().expect("moments lock").clone()),
+                Slot::Device(mv) => {
+                    let (m, v) = &*mv.lock().expect("moments lock");
+                    Ok(Moments {
+                        m: m.flatten_all()?.to_vec1::<f32>()?,
+                        v: v.flatten_all()?.to_vec1::<f32>()?,
+                    })
+                }
+            })
             .collect()
     }
 
@@ -177,11 +207,38 @@ impl AdamW {
             if m.m.len() != n || m.v.len() != n {
                 candle_core::bail!("optimizer state of parameter {i} has the wrong size");
             }
-            *slot.lock().expect("moments lock") = m;
+            match slot {
+                Slot::Host(h) => *h.lock().expect("moments lock") = m,
+                Slot::Device(d) => {
+                    let var = &self.vars[i];
+                    let t = |x: Vec<f32>| Tensor::from_vec(x, var.shape(), var.device());
+                    *d.lock().expect("moments lock") = (t(m.m)?, t(m.v)?);
+                }
+            }
         }
         self.step = step;
         Ok(())
     }
+}
+
+/// The AdamW update of one GPU parameter in candle ops, the same arithmetic as `AdamStep`.
+#[allow(clippy::too_many_arguments)]
+fn device_step(
+    var: &Var,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    c: &AdamWConfig,
+    lr: f64,
+    bc1: f64,
+    bc2: f64,
+) -> Result<()> {
+    *m = ((&*m * c.beta1)? + (grad * (1.0 - c.beta1))?)?;
+    *v = ((&*v * c.beta2)? + (grad.sqr()? * (1.0 - c.beta2))?)?;
+    let denom = ((v.sqrt()? / bc2.sqrt())? + c.eps)?;
+    let decayed = (var.as_tensor() * (1.0 - lr * c.weight_decay))?;
+    let update = ((&*m / denom)? * (lr / bc1))?;
+    var.set(&(decayed - update)?)
 }
 
 /// Global L2 norm of the gradients of `vars`; scales them in place to `max_norm` when above it

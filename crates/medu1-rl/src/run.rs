@@ -219,7 +219,7 @@ pub fn save(
         run_dir,
         state,
         policy.trainable_vars(),
-        &opt.moments(),
+        &opt.moments()?,
         keep_last,
         metrics_row,
         &export,

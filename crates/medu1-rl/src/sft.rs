@@ -416,7 +416,7 @@ impl Sft {
                 advantage: 0.0,
             })
             .collect();
-        let packed = pack(&seqs.iter().collect::<Vec<_>>())?;
+        let packed = pack(&seqs.iter().collect::<Vec<_>>(), self.policy.device())?;
         let (lp, _) = response_logprobs(&self.policy, &packed, 1.0, false)?;
         let (s, n) = masked_sum(&lp.detach(), &packed.mask)?;
         if let Some((total_weight, acc)) = grads {

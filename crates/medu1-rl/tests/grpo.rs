@@ -66,7 +66,7 @@ fn loss_gradient_matches_finite_differences() {
             advantage: -0.7,
         },
     ];
-    let packed = pack(&seqs.iter().collect::<Vec<_>>()).unwrap();
+    let packed = pack(&seqs.iter().collect::<Vec<_>>(), &Device::Cpu).unwrap();
     let old = response_logprobs(&model, &packed, 0.8, false)
         .unwrap()
         .0
@@ -243,7 +243,7 @@ fn fixed_batch_logprobs(m: &Model) -> Vec<Vec<f32>> {
             advantage: -1.0,
         },
     ];
-    let packed = pack(&seqs.iter().collect::<Vec<_>>()).unwrap();
+    let packed = pack(&seqs.iter().collect::<Vec<_>>(), &Device::Cpu).unwrap();
     response_logprobs(m, &packed, 1.0, false)
         .unwrap()
         .0

@@ -111,6 +111,9 @@ pub struct EvalArgs {
     /// Prompts per local generation call.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Device of a local model: cpu, cuda or cuda:N (a GPU needs medu1 built with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Output folder (reports, per-item log); a rerun with the same folder resumes.
     #[arg(long, default_value = "eval-out")]
     out: PathBuf,
@@ -187,7 +190,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             let arg = a.model.as_deref().unwrap_or("default");
             let path = super::setup::resolve_model(arg)?;
             note!("loading {}", path.display());
-            let b = LocalBackend::load(&path)?.with_batch(a.batch);
+            let device = a.device.parse().context("--device")?;
+            let b = LocalBackend::load(&path, device)?.with_batch(a.batch);
             let t = if arg == "default" {
                 (ChatTemplate::smollm2(), "smollm2".to_string())
             } else {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::status::{self, note};
 use anyhow::{Context, bail};
 use medu1_data::{ChatTemplate, Message};
-use medu1_model::{InferQuant, LoadOptions, SamplingParams, Tokenizer, generate};
+use medu1_model::{DeviceSpec, InferQuant, LoadOptions, SamplingParams, Tokenizer, generate};
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -67,6 +67,9 @@ pub struct GenerateArgs {
     /// int8 kernels run, i.e. on x86-64; everything else Q8_0), q8_0, original or f32.
     #[arg(long, default_value = "auto")]
     quant: String,
+    /// Device: cpu, cuda or cuda:N (a GPU needs medu1 built with `--features cuda`). On a GPU every weight is dense f32 and `--quant` does not apply.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Prompts per batch (each expands to `n` rows).
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
@@ -181,9 +184,10 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     }
     let path = super::setup::resolve_model(&a.model)?;
     let quant: InferQuant = a.quant.parse().context("--quant")?;
+    let device: DeviceSpec = a.device.parse().context("--device")?;
     let items = read_items(&a)?;
     let t_load = std::time::Instant::now();
-    let (model, tok) = medu1_model::load(&path, LoadOptions::infer_with(quant))
+    let (model, tok) = medu1_model::load(&path, LoadOptions::infer_with(quant).on(device))
         .with_context(|| format!("loading {}", path.display()))?;
     note!(
         "loaded {} in {:.2}s",

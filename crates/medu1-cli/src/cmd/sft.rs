@@ -17,6 +17,9 @@ pub struct SftArgs {
     /// Override a field: `--set steps=50 --set optim.lr=1e-5` (values are TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Device (the same as `--set device=...`): cpu, cuda or cuda:N (a GPU needs medu1 built with `--features cuda`).
+    #[arg(long)]
+    device: Option<String>,
     /// Continue from the newest checkpoint in the run folder.
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
@@ -84,7 +87,10 @@ pub fn run_sft(mut sft: Sft) -> anyhow::Result<Sft> {
 }
 
 pub fn run(a: SftArgs) -> anyhow::Result<()> {
-    let cfg: SftConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
+    let cfg: SftConfig = medu1_rl::load_toml(
+        Some(&a.config),
+        &super::trainer::with_device(&a.set, "device", &a.device),
+    )?;
     cfg.validate("")
         .with_context(|| format!("{}", a.config.display()))?;
     let start = start_mode(a.resume, a.overwrite);

@@ -23,6 +23,9 @@ pub struct TrainArgs {
     /// Override a field: `--set rollout.n=4 --set model.path=my.gguf` (values are TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Device of the policy (the same as `--set model.device=...`): cpu, cuda or cuda:N (a GPU needs medu1 built with `--features cuda`).
+    #[arg(long)]
+    device: Option<String>,
     /// Continue from the newest checkpoint in the run folder.
     #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
@@ -79,7 +82,10 @@ impl FaultPoint {
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
-    let cfg: TrainConfig = medu1_rl::load_toml(Some(&a.config), &a.set)?;
+    let cfg: TrainConfig = medu1_rl::load_toml(
+        Some(&a.config),
+        &super::trainer::with_device(&a.set, "model.device", &a.device),
+    )?;
     // Everything that can be refused is refused before the model loads and the warm-up runs.
     cfg.validate()
         .with_context(|| format!("{}", a.config.display()))?;

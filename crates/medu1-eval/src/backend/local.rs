@@ -1,4 +1,4 @@
-//! The local backend: the candle runtime of `medu1-model` on this machine's CPU.
+//! The local backend: the candle runtime of `medu1-model` on this machine's CPU or GPU.
 //!
 //! Prompts are tokenized from their templated text (the same string `/v1/completions` receives),
 //! so a local run and a remote run of the same GGUF see identical inputs.
@@ -18,16 +18,19 @@ pub struct LocalBackend {
 }
 
 impl LocalBackend {
-    /// Loads a `.gguf` file or a Hugging Face folder for inference.
-    pub fn load(path: &std::path::Path) -> Result<LocalBackend, BackendError> {
-        let (model, tokenizer) = medu1_model::load(path, medu1_model::LoadOptions::infer())
-            .map_err(|e| {
-                BackendError::Model(format!(
-                    "loading {}: {}",
-                    path.display(),
-                    medu1_core::error::chain(&e)
-                ))
-            })?;
+    /// Loads a `.gguf` file or a Hugging Face folder for inference on `device`.
+    pub fn load(
+        path: &std::path::Path,
+        device: medu1_model::DeviceSpec,
+    ) -> Result<LocalBackend, BackendError> {
+        let opts = medu1_model::LoadOptions::infer().on(device);
+        let (model, tokenizer) = medu1_model::load(path, opts).map_err(|e| {
+            BackendError::Model(format!(
+                "loading {}: {}",
+                path.display(),
+                medu1_core::error::chain(&e)
+            ))
+        })?;
         Ok(LocalBackend::new(
             model,
             tokenizer,
