@@ -16,6 +16,20 @@ pub(crate) fn f32_slice<'a>(
     }
 }
 
+/// Runs `f` on the f32 elements of a contiguous CPU tensor, read in place: in a backward pass a
+/// copy of the logits would be one more vocabulary-wide tensor at the peak.
+pub(crate) fn with_f32_in_place<R>(
+    t: &Tensor,
+    op: &str,
+    f: impl FnOnce(&[f32]) -> candle_core::Result<R>,
+) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("{op} expects a CPU tensor");
+    };
+    f(f32_slice(cpu, layout, op)?)
+}
+
 /// Work of at most this many values runs on the calling thread. candle's CPU ops and these
 /// split their rows over rayon, and called from outside rayon's pool (the generation loop) each
 /// split hands the work to a pool thread and sleeps on a lock until it is done: a futex wake-up

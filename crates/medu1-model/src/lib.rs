@@ -12,6 +12,7 @@ mod attention;
 pub mod config;
 mod cpu_op;
 mod decode_attention;
+mod entropy;
 pub mod error;
 pub mod export;
 pub mod generate;
@@ -38,6 +39,7 @@ mod weights;
 use std::path::Path;
 
 pub use config::{Arch, ModelConfig, RopeLayout};
+pub use entropy::softmax_entropy;
 pub use error::{ModelError, Result};
 pub use export::{GgufQuant, export_gguf, export_hf_folder, save_hf_folder};
 pub use generate::{Generation, GenerationStats, generate};

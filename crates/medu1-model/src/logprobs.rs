@@ -9,7 +9,7 @@
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_op::{f32_slice, f32_vec};
+use crate::cpu_op::{f32_slice, f32_vec, with_f32_in_place};
 
 #[derive(Debug, Clone)]
 struct GatherLogSoftmax {
@@ -66,27 +66,24 @@ impl CustomOp1 for GatherLogSoftmax {
     ) -> candle_core::Result<Option<Tensor>> {
         let shape = arg.shape().clone();
         let vocab = shape.dims().last().copied().unwrap_or(1);
-        // Read the logits in place: a copy would be another vocabulary-wide tensor at the peak.
-        let (storage, layout) = arg.storage_and_layout();
-        let candle_core::Storage::Cpu(cpu) = &*storage else {
-            candle_core::bail!("gather-log-softmax backward expects CPU logits");
-        };
-        let z = f32_slice(cpu, layout, "gather-log-softmax")?;
         let (lp, g) = (f32_vec(res)?, f32_vec(grad)?);
-        let mut d = vec![0f32; z.len()];
-        d.par_chunks_mut(vocab)
-            .zip(z.par_chunks(vocab))
-            .enumerate()
-            .for_each(|(row, (d, z))| {
-                let id = self.ids[row] as usize;
-                // lp = z[id] / T - lse, so lse comes back without another pass.
-                let lse = z[id] * self.inv_t - lp[row];
-                let gs = g[row] * self.inv_t;
-                for (d, &x) in d.iter_mut().zip(z) {
-                    *d = -gs * (x * self.inv_t - lse).exp();
-                }
-                d[id] += gs;
-            });
+        let d = with_f32_in_place(arg, "gather-log-softmax backward", |z| {
+            let mut d = vec![0f32; z.len()];
+            d.par_chunks_mut(vocab)
+                .zip(z.par_chunks(vocab))
+                .enumerate()
+                .for_each(|(row, (d, z))| {
+                    let id = self.ids[row] as usize;
+                    // lp = z[id] / T - lse, so lse comes back without another pass.
+                    let lse = z[id] * self.inv_t - lp[row];
+                    let gs = g[row] * self.inv_t;
+                    for (d, &x) in d.iter_mut().zip(z) {
+                        *d = -gs * (x * self.inv_t - lse).exp();
+                    }
+                    d[id] += gs;
+                });
+            Ok(d)
+        })?;
         Ok(Some(Tensor::from_vec(d, shape, &Device::Cpu)?))
     }
 }

@@ -12,8 +12,6 @@
 use candle_core::{DType, Device, Result, Tensor};
 use medu1_model::Model;
 
-use crate::loss::entropy_from_logits;
-
 /// One sequence of a training batch.
 #[derive(Debug, Clone)]
 pub struct Sequence {
@@ -126,13 +124,10 @@ pub fn response_logprobs(
     .map_err(|e| candle_core::Error::Msg(medu1_core::error::chain(&e)))?;
     // One node that keeps only the logits (see `medu1_model::logprobs`).
     let lp = medu1_model::gather_log_softmax(&logits, &batch.response_ids, temperature)?;
+    // Also one node over the same logits: the composite form kept four more vocabulary-wide
+    // tensors per micro-batch (`medu1_model::softmax_entropy`).
     let ent = if with_entropy {
-        let z = if temperature != 1.0 && temperature > 0.0 {
-            (logits / temperature)?
-        } else {
-            logits
-        };
-        Some(entropy_from_logits(&z)?)
+        Some(medu1_model::softmax_entropy(&logits, temperature)?)
     } else {
         None
     };

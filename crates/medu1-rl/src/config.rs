@@ -661,8 +661,8 @@ pub struct SftConfig {
     /// at weight 1 the 135M model learned the plan for some budgets and not others (the third
     /// run planned 6 steps at 128 and 1 at 32). 1 is the plain token mean.
     pub plan_weight: f64,
-    /// `[lora]` for `medu1 sft` (inside `medu1 train` the policy's own setting applies). The
-    /// warm-up applies no adapter dropout.
+    /// `[lora]` for `medu1 sft` (inside `medu1 train` the policy's own setting applies). Adapter
+    /// dropout applies to the training passes, not to validation.
     pub lora: Option<LoraConfig>,
 }
 

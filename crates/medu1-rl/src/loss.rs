@@ -156,16 +156,10 @@ pub fn aggregate_over(
 }
 
 /// Per-token entropy of `softmax(logits)` over the last dimension: `logsumexp(z) - Σ p·z`.
-/// Composite ops only, so it stays differentiable.
+/// Differentiable; on the CPU one autograd node that keeps only the logits
+/// ([`medu1_model::softmax_entropy`]).
 pub fn entropy_from_logits(logits: &Tensor) -> Result<Tensor> {
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let exp = shifted.exp()?;
-    let sum = exp.sum_keepdim(D::Minus1)?;
-    let p = exp.broadcast_div(&sum)?;
-    let lse = (sum.log()? + &max)?.squeeze(D::Minus1)?;
-    let pz = (p * logits)?.sum(D::Minus1)?;
-    lse - pz
+    medu1_model::softmax_entropy(logits, 1.0)
 }
 
 /// Clipping bounds of the PPO ratio: `[1 - low, 1 + high]` (DAPO's "clip-higher" when high > low).

@@ -22,6 +22,7 @@ use crate::batch::{Sequence, masked_sum, pack, response_logprobs};
 use crate::checkpoint::TrainerState;
 use crate::config::DataFile;
 pub use crate::config::{BudgetScaffold, SftConfig};
+use crate::copies::dropout_seed;
 use crate::dataset::{Cursor, DataError, PromptRenderer};
 use crate::error::{Result, TrainError};
 use crate::metrics::{MetricsLog, Record};
@@ -31,6 +32,9 @@ pub use crate::target::{
     LengthTarget, StepFit, fit_steps_to_budget, fit_to_budget, length_target, plan_span,
     scaffold_target, sft_target,
 };
+
+/// The second word of the warm-up's dropout keys (GRPO's is the PPO epoch, a small number).
+const SFT_DROPOUT_KEY: u64 = 0x5f7_d40_u64;
 
 /// One tokenized example.
 #[derive(Debug, Clone)]
@@ -401,10 +405,12 @@ impl Sft {
         e.response.len() as f64 + (self.cfg.plan_weight - 1.0) * e.emphasis.len() as f64
     }
 
-    /// Mean token cross-entropy of `examples`; with `grads`, also accumulates the gradient of
-    /// the weighted loss.
+    /// Mean token cross-entropy of `examples` under `policy` (this trainer's policy, or a view of
+    /// it with dropout masks drawn); with `grads`, also accumulates the gradient of the weighted
+    /// loss.
     fn loss_of(
         &self,
+        policy: &Model,
         examples: &[&Example],
         grads: Option<(f64, &mut Option<GradStore>)>,
     ) -> Result<(f64, f64)> {
@@ -416,8 +422,8 @@ impl Sft {
                 advantage: 0.0,
             })
             .collect();
-        let packed = pack(&seqs.iter().collect::<Vec<_>>(), self.policy.device())?;
-        let (lp, _) = response_logprobs(&self.policy, &packed, 1.0, false)?;
+        let packed = pack(&seqs.iter().collect::<Vec<_>>(), policy.device())?;
+        let (lp, _) = response_logprobs(policy, &packed, 1.0, false)?;
         let (s, n) = masked_sum(&lp.detach(), &packed.mask)?;
         if let Some((total_weight, acc)) = grads {
             let weights = weighted_mask(examples, &packed.mask, self.cfg.plan_weight)?;
@@ -425,7 +431,7 @@ impl Sft {
             // weighted token mean (the plain token mean when no token is emphasised).
             let loss = ((lp * &weights)?.sum_all()?.neg()? / total_weight)?;
             let vars = self.opt.vars().to_vec();
-            run::accumulate(acc, self.policy.backward(&loss)?, &vars)?;
+            run::accumulate(acc, policy.backward(&loss)?, &vars)?;
         }
         Ok((-s, n))
     }
@@ -443,9 +449,25 @@ impl Sft {
         let total_weight: f64 = batch.iter().map(|e| self.weight_of(e)).sum();
         let mut grads = None;
         let (mut nll, mut tok) = (0.0, 0.0);
-        for chunk in batch.chunks(self.cfg.optim.micro_batch_size.max(1)) {
+        let dropout = self.policy.lora_config().is_some_and(|l| l.dropout > 0.0);
+        for (ci, chunk) in batch
+            .chunks(self.cfg.optim.micro_batch_size.max(1))
+            .enumerate()
+        {
             let refs: Vec<&Example> = chunk.iter().collect();
-            let (s, n) = self.loss_of(&refs, Some((total_weight, &mut grads)))?;
+            // LoRA dropout masks drawn from the seed, the step and the micro-batch (as GRPO
+            // draws them, under a key of its own), so a resumed warm-up draws the same ones.
+            let dropped;
+            let policy = if dropout {
+                let key = [step, SFT_DROPOUT_KEY, ci as u64];
+                dropped = self
+                    .policy
+                    .with_dropout_seed(Some(dropout_seed(self.cfg.seed, key)));
+                &dropped
+            } else {
+                &self.policy
+            };
+            let (s, n) = self.loss_of(policy, &refs, Some((total_weight, &mut grads)))?;
             nll += s;
             tok += n;
         }
@@ -495,7 +517,7 @@ impl Sft {
     pub fn validate(&self) -> Result<f64> {
         let (mut s, mut n) = (0.0, 0.0);
         for e in &self.val {
-            let (a, b) = self.loss_of(&[e], None)?;
+            let (a, b) = self.loss_of(&self.policy, &[e], None)?;
             s += a;
             n += b;
         }

@@ -19,12 +19,12 @@ use medu1_model::{
 use medu1_rl::batch::{Sequence, pack, response_logprobs};
 use medu1_rl::config::DataFile;
 use medu1_rl::optim::{AdamW, AdamWConfig, clip_grad_norm};
-use medu1_rl::{
-    ClipRange, Grpo, KlEstimator, LossAgg, TrainConfig, kl_penalty, loss::aggregate, policy_loss,
-};
+use medu1_rl::{Grpo, TrainConfig};
 
 mod common;
-use common::{CountT5, config, tempdir, tokenizer, weights, write_data};
+use common::{
+    CountT5, config, grpo_inputs, grpo_loss, tempdir, tokenizer, two_sequences, weights, write_data,
+};
 
 /// GPU 0, or `None` (reported through `medu1_core::testing::skip`, fixture `gpu`) where none
 /// is visible; bench/gpu.sh sets `MEDU1_REQUIRE_FIXTURES=gpu`, so there a missing GPU fails.
@@ -57,21 +57,6 @@ fn model(opts: LoadOptions, seed: u64) -> Model {
     Model::from_tensors(config(), weights(&config(), seed), opts).unwrap()
 }
 
-fn seqs() -> Vec<Sequence> {
-    vec![
-        Sequence {
-            prompt: vec![1, 2, 3, 4],
-            response: vec![5, 6, 7],
-            advantage: 1.3,
-        },
-        Sequence {
-            prompt: vec![9, 3],
-            response: vec![2, 11, 5, 8],
-            advantage: -0.7,
-        },
-    ]
-}
-
 #[test]
 fn training_logits_and_logprobs_match_the_cpu() {
     let Some(gpu) = gpu("training_logits_and_logprobs_match_the_cpu") else {
@@ -80,7 +65,7 @@ fn training_logits_and_logprobs_match_the_cpu() {
     let cpu = model(LoadOptions::train(), 7);
     let cuda = model(LoadOptions::train().on(gpu), 7);
     assert!(cuda.device().is_cuda());
-    let s = seqs();
+    let s = two_sequences();
     let refs: Vec<&Sequence> = s.iter().collect();
     let (pc, pg) = (
         pack(&refs, &Device::Cpu).unwrap(),
@@ -167,7 +152,7 @@ fn a_lora_forward_and_its_gradients_match_the_cpu() {
     let cpu = model(cpu_opts, 7);
     let cuda = model(LoadOptions::lora(lora).on(gpu), 7);
     assert_eq!(cuda.mode(), Mode::Lora);
-    let s = seqs();
+    let s = two_sequences();
     let refs: Vec<&Sequence> = s.iter().collect();
     let loss = |m: &Model| {
         let p = pack(&refs, m.device()).unwrap();
@@ -202,35 +187,8 @@ fn a_grpo_loss_its_gradient_norm_and_the_adamw_step_match_the_cpu() {
     let run = |opts: LoadOptions| -> (f32, f64, HashMap<String, Tensor>) {
         let policy = model(opts, 7);
         let reference = model(opts, 8);
-        let s = seqs();
-        let p = pack(&s.iter().collect::<Vec<_>>(), policy.device()).unwrap();
-        let old = response_logprobs(&policy, &p, 0.8, false)
-            .unwrap()
-            .0
-            .detach();
-        let rf = response_logprobs(&reference, &p, 0.8, false)
-            .unwrap()
-            .0
-            .detach();
-        let (lp, _) = response_logprobs(&policy, &p, 0.8, false).unwrap();
-        let pl = policy_loss(
-            &old,
-            &lp,
-            &p.advantages,
-            &p.mask,
-            ClipRange::default(),
-            LossAgg::TokenMean,
-            8,
-        )
-        .unwrap();
-        let kl = aggregate(
-            &kl_penalty(&lp, &rf, KlEstimator::K3).unwrap(),
-            &p.mask,
-            LossAgg::TokenMean,
-            8,
-        )
-        .unwrap();
-        let loss = (pl.loss + (kl * 0.5).unwrap()).unwrap();
+        let (p, old, rf) = grpo_inputs(&policy, &reference);
+        let loss = grpo_loss(&policy, &p, &old, &rf);
         let mut grads = policy.backward(&loss).unwrap();
         let vars: Vec<_> = policy
             .trainable_vars()

@@ -7,15 +7,14 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use medu1_model::{LoadOptions, Model};
-use medu1_rl::batch::{Sequence, pack, response_logprobs};
+use medu1_rl::batch::{pack, response_logprobs};
 use medu1_rl::config::DataFile;
-use medu1_rl::{
-    ClipRange, Grpo, KlEstimator, LossAgg, RewardInput, RewardOutput, Rewarder, TrainConfig,
-    kl_penalty, policy_loss,
-};
+use medu1_rl::{Grpo, LossAgg, RewardInput, RewardOutput, Rewarder, TrainConfig};
 
 mod common;
-use common::{CountT5, config, tempdir, tokenizer, weights, write_data};
+use common::{
+    CountT5, config, grpo_inputs, grpo_loss, tempdir, tokenizer, two_sequences, weights, write_data,
+};
 
 fn policy() -> Model {
     Model::from_tensors(config(), weights(&config(), 7), LoadOptions::train()).unwrap()
@@ -54,48 +53,8 @@ fn loss_gradient_matches_finite_differences() {
     let model = policy();
     let reference =
         Model::from_tensors(config(), weights(&config(), 8), LoadOptions::train()).unwrap();
-    let seqs = [
-        Sequence {
-            prompt: vec![1, 2, 3, 4],
-            response: vec![5, 6, 7],
-            advantage: 1.3,
-        },
-        Sequence {
-            prompt: vec![9, 3],
-            response: vec![2, 11, 5, 8],
-            advantage: -0.7,
-        },
-    ];
-    let packed = pack(&seqs.iter().collect::<Vec<_>>(), &Device::Cpu).unwrap();
-    let old = response_logprobs(&model, &packed, 0.8, false)
-        .unwrap()
-        .0
-        .detach();
-    let ref_lp = response_logprobs(&reference, &packed, 0.8, false)
-        .unwrap()
-        .0
-        .detach();
-    let loss_of = |m: &Model| -> Tensor {
-        let (lp, _) = response_logprobs(m, &packed, 0.8, false).unwrap();
-        let pl = policy_loss(
-            &old,
-            &lp,
-            &packed.advantages,
-            &packed.mask,
-            ClipRange::default(),
-            LossAgg::TokenMean,
-            8,
-        )
-        .unwrap();
-        let kl = medu1_rl::loss::aggregate(
-            &kl_penalty(&lp, &ref_lp, KlEstimator::K3).unwrap(),
-            &packed.mask,
-            LossAgg::TokenMean,
-            8,
-        )
-        .unwrap();
-        (pl.loss + (kl * 0.5).unwrap()).unwrap()
-    };
+    let (packed, old, ref_lp) = grpo_inputs(&model, &reference);
+    let loss_of = |m: &Model| -> Tensor { grpo_loss(m, &packed, &old, &ref_lp) };
     let grads = loss_of(&model).backward().unwrap();
     let mut checked = 0;
     for (name, var) in model.trainable_vars().iter().filter(|(n, _)| {
@@ -231,18 +190,7 @@ fn four_steps_equal_two_plus_resume_plus_two() {
 
 /// Log-probs of a fixed batch under `m`, as raw values.
 fn fixed_batch_logprobs(m: &Model) -> Vec<Vec<f32>> {
-    let seqs = [
-        Sequence {
-            prompt: vec![1, 2, 3, 4],
-            response: vec![5, 6, 7],
-            advantage: 1.0,
-        },
-        Sequence {
-            prompt: vec![9, 3],
-            response: vec![2, 11, 5, 8],
-            advantage: -1.0,
-        },
-    ];
+    let seqs = two_sequences();
     let packed = pack(&seqs.iter().collect::<Vec<_>>(), &Device::Cpu).unwrap();
     response_logprobs(m, &packed, 1.0, false)
         .unwrap()

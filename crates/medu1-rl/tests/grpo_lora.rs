@@ -2,6 +2,8 @@
 //! adapters and nothing else, the reference stays the base, checkpoints carry a PEFT adapter,
 //! and a resumed run ends with the same adapters bit for bit.
 
+#![allow(clippy::print_stdout)] // the tests report what they measured
+
 use std::path::Path;
 
 use medu1_model::{LoadOptions, LoraConfig, Mode, Model};
@@ -225,5 +227,43 @@ fn activation_checkpointing_leaves_a_lora_step_unchanged() {
             "{key}: {a} vs {b}"
         );
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The warm-up applied no adapter dropout at all (its config said so); now its training passes
+/// draw masks from the seed, the step and the micro-batch, so a rerun draws the same ones.
+#[test]
+fn the_lora_warm_up_applies_dropout_and_redraws_the_same_masks() {
+    let dir = tempdir("lora-sft-dropout");
+    let data = write_data(&dir);
+    let run = |dropout: f64, out: &str| -> f64 {
+        let mut c = medu1_rl::SftConfig {
+            train: vec![DataFile {
+                path: data.clone(),
+                weight: 1.0,
+                limit: None,
+                skip: 0,
+            }],
+            steps: 1,
+            batch_size: 4,
+            out_dir: dir.join(out),
+            export_hf: false,
+            lora: Some(LoraConfig { dropout, ..lora() }),
+            ..Default::default()
+        };
+        c.data.budget = "none".into();
+        c.data.max_prompt_tokens = 2048;
+        c.optim.micro_batch_size = 2;
+
+        let policy =
+            Model::from_tensors(config(), weights(&config(), 7), c.load_options()).unwrap();
+        let mut sft = medu1_rl::Sft::new(c, policy, tokenizer(), false).unwrap();
+        sft.step().unwrap()["sft/grad_norm"]
+    };
+    let (plain, a, b) = (run(0.0, "plain"), run(0.5, "a"), run(0.5, "b"));
+    println!("warm-up grad norm: no dropout {plain:.6}, dropout 0.5 {a:.6} and {b:.6}");
+    assert!(plain > 0.0 && a > 0.0);
+    assert_ne!(plain.to_bits(), a.to_bits(), "dropout changed nothing");
+    assert_eq!(a.to_bits(), b.to_bits(), "the masks were not redrawn alike");
     std::fs::remove_dir_all(&dir).unwrap();
 }

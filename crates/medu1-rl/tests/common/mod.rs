@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use medu1_model::{Arch, ModelConfig, RopeLayout, Tokenizer};
-use medu1_rl::{RewardInput, RewardOutput, Rewarder};
+use medu1_rl::batch::{Packed, Sequence, response_logprobs};
+use medu1_rl::{
+    ClipRange, KlEstimator, LossAgg, RewardInput, RewardOutput, Rewarder, kl_penalty, policy_loss,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -140,4 +143,67 @@ impl Rewarder for CountT5 {
             error: false,
         }
     }
+}
+
+/// Two sequences of different prompt and response lengths, advantages of both signs.
+pub(crate) fn two_sequences() -> Vec<Sequence> {
+    vec![
+        Sequence {
+            prompt: vec![1, 2, 3, 4],
+            response: vec![5, 6, 7],
+            advantage: 1.3,
+        },
+        Sequence {
+            prompt: vec![9, 3],
+            response: vec![2, 11, 5, 8],
+            advantage: -0.7,
+        },
+    ]
+}
+
+/// [`two_sequences`] packed on `policy`'s device, with `policy`'s (the old) and `reference`'s
+/// log-probs at temperature 0.8, detached: what [`grpo_loss`] takes besides the model.
+pub(crate) fn grpo_inputs(
+    policy: &medu1_model::Model,
+    reference: &medu1_model::Model,
+) -> (Packed, Tensor, Tensor) {
+    let seqs = two_sequences();
+    let packed = medu1_rl::batch::pack(&seqs.iter().collect::<Vec<_>>(), policy.device()).unwrap();
+    let lp = |m: &medu1_model::Model| {
+        response_logprobs(m, &packed, 0.8, false)
+            .unwrap()
+            .0
+            .detach()
+    };
+    let (old, ref_lp) = (lp(policy), lp(reference));
+    (packed, old, ref_lp)
+}
+
+/// The GRPO loss of `m` on `packed` at temperature 0.8: the clipped policy term against `old`
+/// plus 0.5 x the k3 KL to `ref_lp`, both token-means.
+pub(crate) fn grpo_loss(
+    m: &medu1_model::Model,
+    packed: &Packed,
+    old: &Tensor,
+    ref_lp: &Tensor,
+) -> Tensor {
+    let (lp, _) = response_logprobs(m, packed, 0.8, false).unwrap();
+    let pl = policy_loss(
+        old,
+        &lp,
+        &packed.advantages,
+        &packed.mask,
+        ClipRange::default(),
+        LossAgg::TokenMean,
+        8,
+    )
+    .unwrap();
+    let kl = medu1_rl::loss::aggregate(
+        &kl_penalty(&lp, ref_lp, KlEstimator::K3).unwrap(),
+        &packed.mask,
+        LossAgg::TokenMean,
+        8,
+    )
+    .unwrap();
+    (pl.loss + (kl * 0.5).unwrap()).unwrap()
 }
