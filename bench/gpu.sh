@@ -41,12 +41,16 @@ for f in medu1 cuda-tests; do
 done
 BIN="$W/medu1"
 
-# cuBLAS, cuRAND, NVRTC and the CUDA runtime of CUDA 13: from torch's nvidia wheels, else the
-# toolkit's folder. The driver's libcuda.so.1 is on the loader's path already.
+# cuBLAS, cuRAND, NVRTC and the CUDA runtime of CUDA 13 (torch's nvidia wheels, else the
+# toolkit's folder), and the driver's libcuda.so.1 (the image mounts the driver under
+# /usr/local/nvidia, which may not be on the loader's path).
+roots="$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null) /usr/local /usr/lib /usr/lib64 /opt"
 dirs=""
-for lib in libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libcudart.so.13; do
-    d=$(find / -xdev \( -path /proc -o -path /sys \) -prune -o -name "$lib" -print 2>/dev/null |
-        head -1 | xargs -r dirname)
+libs="libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13 libcudart.so.13"
+ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 ' || libs="$libs libcuda.so.1"
+for lib in $libs; do
+    d=$(find /usr/local/nvidia $roots -name "$lib" -not -path '*stubs*' -not -path '*compat*' \
+        2>/dev/null | head -1 | xargs -r dirname)
     [ -n "$d" ] && case ":$dirs:" in *":$d:"*) ;; *) dirs="$dirs:$d" ;; esac
 done
 export LD_LIBRARY_PATH="${dirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
