@@ -16,14 +16,14 @@ use candle_core::{Device, Tensor};
 use medu1_model::{
     DeviceSpec, InferQuant, LoadOptions, LoraConfig, Mode, Model, SamplingParams, generate,
 };
+use medu1_rl::Grpo;
 use medu1_rl::batch::{Sequence, pack, response_logprobs};
-use medu1_rl::config::DataFile;
 use medu1_rl::optim::{AdamW, AdamWConfig, clip_grad_norm};
-use medu1_rl::{Grpo, TrainConfig};
 
 mod common;
 use common::{
-    CountT5, config, grpo_inputs, grpo_loss, tempdir, tokenizer, two_sequences, weights, write_data,
+    CountT5, config, grpo_inputs, grpo_loss, tempdir, tokenizer, toy_config, two_sequences,
+    weights, write_data,
 };
 
 /// GPU 0, or `None` (reported through `medu1_core::testing::skip`, fixture `gpu`) where none
@@ -233,26 +233,9 @@ fn two_grpo_steps_run_on_the_gpu_and_checkpoint() {
     };
     let dir = tempdir("cuda-grpo");
     let data = write_data(&dir);
-    let mut c = TrainConfig::default();
-    c.data.train = vec![DataFile {
-        path: data,
-        weight: 1.0,
-        limit: None,
-        skip: 0,
-    }];
-    c.data.budget = "none".into();
-    c.data.max_prompt_tokens = 2048;
+    let mut c = toy_config(&dir, &data, 2);
     c.model.device = gpu;
-    c.rollout.prompts_per_step = 2;
-    c.rollout.n = 8;
-    c.rollout.temperature = 1.0;
-    c.rollout.max_response_tokens = 6;
-    c.optim.lr = 0.02;
-    c.optim.micro_batch_size = 8;
-    c.trainer.steps = 2;
     c.trainer.save_every = 2;
-    c.trainer.out_dir = dir.join("run");
-    c.trainer.export_hf = false;
     let policy = model(c.load_options(), 7);
     assert!(policy.device().is_cuda());
     let mut t = Grpo::new(c.clone(), policy, tokenizer(), Box::new(CountT5), false).unwrap();

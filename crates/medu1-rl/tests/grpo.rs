@@ -3,49 +3,19 @@
 
 #![allow(clippy::print_stdout)] // the test reports what it measured
 
-use std::path::Path;
-
 use candle_core::{Device, Tensor};
 use medu1_model::{LoadOptions, Model};
 use medu1_rl::batch::{pack, response_logprobs};
-use medu1_rl::config::DataFile;
-use medu1_rl::{Grpo, LossAgg, RewardInput, RewardOutput, Rewarder, TrainConfig};
+use medu1_rl::{Grpo, LossAgg, RewardInput, RewardOutput, Rewarder};
 
 mod common;
 use common::{
-    CountT5, config, grpo_inputs, grpo_loss, tempdir, tokenizer, two_sequences, weights, write_data,
+    CountT5, config, grpo_inputs, grpo_loss, tempdir, tokenizer, toy_config, two_sequences,
+    weights, write_data,
 };
 
 fn policy() -> Model {
     Model::from_tensors(config(), weights(&config(), 7), LoadOptions::train()).unwrap()
-}
-
-fn toy_config(dir: &Path, data: &Path, steps: usize) -> TrainConfig {
-    let mut c = TrainConfig::default();
-    c.data.train = vec![DataFile {
-        path: data.to_path_buf(),
-        weight: 1.0,
-        limit: None,
-        skip: 0,
-    }];
-    c.data.budget = "none".into();
-    c.data.max_prompt_tokens = 2048;
-    c.model.rollout_quant = "f32".into();
-    c.rollout.prompts_per_step = 2;
-    c.rollout.n = 8;
-    c.rollout.temperature = 1.0;
-    c.rollout.max_response_tokens = 6;
-    c.optim.lr = 0.02;
-    c.optim.micro_batch_size = 8;
-    c.optim.schedule = medu1_rl::LrSchedule::ConstantWithWarmup {
-        warmup_steps: 0,
-        skip_zero_first_step: true,
-    };
-    c.algorithm.entropy_coef = 0.0;
-    c.trainer.steps = steps;
-    c.trainer.out_dir = dir.join("run");
-    c.trainer.export_hf = false;
-    c
 }
 
 #[test]

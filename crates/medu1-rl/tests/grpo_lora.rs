@@ -27,29 +27,12 @@ fn policy() -> Model {
     Model::from_tensors(config(), weights(&config(), 7), LoadOptions::lora(lora())).unwrap()
 }
 
+/// The shared toy task (`common::toy_config`) with `[lora]`, groups of 4 and the KL loss on.
 fn toy_config(dir: &Path, data: &Path, steps: usize, out: &str) -> TrainConfig {
-    let mut c = TrainConfig::default();
-    c.data.train = vec![DataFile {
-        path: data.to_path_buf(),
-        weight: 1.0,
-        limit: None,
-        skip: 0,
-    }];
-    c.data.budget = "none".into();
-    c.data.max_prompt_tokens = 2048;
-    c.rollout.prompts_per_step = 2;
+    let mut c = common::toy_config(dir, data, steps);
     c.rollout.n = 4;
-    c.rollout.temperature = 1.0;
-    c.rollout.max_response_tokens = 6;
-    c.optim.lr = 0.02;
     c.optim.micro_batch_size = 4;
-    c.optim.schedule = medu1_rl::LrSchedule::ConstantWithWarmup {
-        warmup_steps: 0,
-        skip_zero_first_step: true,
-    };
-    c.algorithm.entropy_coef = 0.0;
     c.algorithm.use_kl_loss = true;
-    c.trainer.steps = steps;
     c.trainer.out_dir = dir.join(out);
     c.lora = Some(lora());
     c

@@ -207,3 +207,33 @@ pub(crate) fn grpo_loss(
     .unwrap();
     (pl.loss + (kl * 0.5).unwrap()).unwrap()
 }
+
+/// GRPO on the toy task: 2 prompts x 8 samples of up to 6 tokens, lr 0.02 from the first step,
+/// no entropy bonus, f32 rollouts, `steps` steps into `dir/run`.
+pub(crate) fn toy_config(dir: &Path, data: &Path, steps: usize) -> medu1_rl::TrainConfig {
+    let mut c = medu1_rl::TrainConfig::default();
+    c.data.train = vec![medu1_rl::config::DataFile {
+        path: data.to_path_buf(),
+        weight: 1.0,
+        limit: None,
+        skip: 0,
+    }];
+    c.data.budget = "none".into();
+    c.data.max_prompt_tokens = 2048;
+    c.model.rollout_quant = "f32".into();
+    c.rollout.prompts_per_step = 2;
+    c.rollout.n = 8;
+    c.rollout.temperature = 1.0;
+    c.rollout.max_response_tokens = 6;
+    c.optim.lr = 0.02;
+    c.optim.micro_batch_size = 8;
+    c.optim.schedule = medu1_rl::LrSchedule::ConstantWithWarmup {
+        warmup_steps: 0,
+        skip_zero_first_step: true,
+    };
+    c.algorithm.entropy_coef = 0.0;
+    c.trainer.steps = steps;
+    c.trainer.out_dir = dir.join("run");
+    c.trainer.export_hf = false;
+    c
+}
