@@ -55,6 +55,17 @@ pub fn frozen_copy(policy: &Model) -> Result<Model> {
     )?)
 }
 
+/// A view of `policy` whose LoRA adapters draw dropout masks from the run's `seed` and `key`,
+/// or `None` when it has no adapter dropout (then `policy` itself is the training pass's model).
+/// GRPO and the warm-up key their masks by step and micro-batch, so a resumed run draws the
+/// same ones.
+pub(crate) fn dropout_view(policy: &Model, seed: u64, key: [u64; 3]) -> Option<Model> {
+    policy
+        .lora_config()
+        .is_some_and(|l| l.dropout > 0.0)
+        .then(|| policy.with_dropout_seed(Some(dropout_seed(seed, key))))
+}
+
 /// A dropout seed from the run's seed and `key` (a splitmix64 chain).
 pub(crate) fn dropout_seed(seed: u64, key: [u64; 3]) -> u64 {
     key.iter().fold(seed, |h, &k| {

@@ -18,7 +18,7 @@ use crate::advantage::{advantages, zero_variance_share};
 use crate::batch::{Packed, Sequence, masked_sum, pack, response_logprobs};
 use crate::checkpoint::TrainerState;
 use crate::config::TrainConfig;
-use crate::copies::dropout_seed;
+use crate::copies::dropout_view;
 use crate::dataset::{PromptPool, PromptRenderer, load_sources};
 pub use crate::error::{Result, TrainError};
 use crate::loss::{
@@ -351,7 +351,6 @@ impl Grpo {
         let mut grad_norms = Vec::new();
         let mut lrs = Vec::new();
         let mut skipped = 0usize;
-        let dropout = self.policy.lora_config().is_some_and(|l| l.dropout > 0.0);
         for epoch in 0..o.ppo_epochs {
             for mini in (0..chunks.len())
                 .collect::<Vec<_>>()
@@ -372,16 +371,9 @@ impl Grpo {
                     };
                     // LoRA dropout masks drawn from the run's seed, the step, the epoch and the
                     // micro-batch, so a resumed run draws the same ones.
-                    let dropped;
-                    let policy = if dropout {
-                        let key = [self.step + 1, epoch as u64, ci as u64];
-                        dropped = self
-                            .policy
-                            .with_dropout_seed(Some(dropout_seed(self.cfg.trainer.seed, key)));
-                        &dropped
-                    } else {
-                        &self.policy
-                    };
+                    let key = [self.step + 1, epoch as u64, ci as u64];
+                    let dropped = dropout_view(&self.policy, self.cfg.trainer.seed, key);
+                    let policy = dropped.as_ref().unwrap_or(&self.policy);
                     let (lp, ent) = response_logprobs(policy, p, temp, alg.entropy_coef != 0.0)?;
                     let old = match &old_lp[ci] {
                         Some(t) => t.clone(),

@@ -22,7 +22,7 @@ use crate::batch::{Sequence, masked_sum, pack, response_logprobs};
 use crate::checkpoint::TrainerState;
 use crate::config::DataFile;
 pub use crate::config::{BudgetScaffold, SftConfig};
-use crate::copies::dropout_seed;
+use crate::copies::dropout_view;
 use crate::dataset::{Cursor, DataError, PromptRenderer};
 use crate::error::{Result, TrainError};
 use crate::metrics::{MetricsLog, Record};
@@ -449,7 +449,6 @@ impl Sft {
         let total_weight: f64 = batch.iter().map(|e| self.weight_of(e)).sum();
         let mut grads = None;
         let (mut nll, mut tok) = (0.0, 0.0);
-        let dropout = self.policy.lora_config().is_some_and(|l| l.dropout > 0.0);
         for (ci, chunk) in batch
             .chunks(self.cfg.optim.micro_batch_size.max(1))
             .enumerate()
@@ -457,16 +456,9 @@ impl Sft {
             let refs: Vec<&Example> = chunk.iter().collect();
             // LoRA dropout masks drawn from the seed, the step and the micro-batch (as GRPO
             // draws them, under a key of its own), so a resumed warm-up draws the same ones.
-            let dropped;
-            let policy = if dropout {
-                let key = [step, SFT_DROPOUT_KEY, ci as u64];
-                dropped = self
-                    .policy
-                    .with_dropout_seed(Some(dropout_seed(self.cfg.seed, key)));
-                &dropped
-            } else {
-                &self.policy
-            };
+            let key = [step, SFT_DROPOUT_KEY, ci as u64];
+            let dropped = dropout_view(&self.policy, self.cfg.seed, key);
+            let policy = dropped.as_ref().unwrap_or(&self.policy);
             let (s, n) = self.loss_of(policy, &refs, Some((total_weight, &mut grads)))?;
             nll += s;
             tok += n;
